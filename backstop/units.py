@@ -1,0 +1,34 @@
+"""Exact unit conversions shared by the model, the tests and the scripts (integers, never floats)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+WAD = 10**18
+
+
+def to_wad(value: int | str | Decimal) -> int:
+    """A decimal quantity (``"1.5"``, ``Decimal``, ``int``) as an exact WAD integer.
+
+    Raises ``ValueError`` if the value has more than 18 decimal places.
+    """
+    d = Decimal(str(value))
+    scaled = d * WAD
+    if scaled != scaled.to_integral_value():
+        raise ValueError(f"{value} has more than 18 decimal places")
+    return int(scaled)
+
+
+def token_scale(decimals: int) -> int:
+    """WAD per token unit, ``10**(18 - decimals)`` for 0 < decimals <= 18."""
+    if not 0 < decimals <= 18:
+        raise ValueError(f"unsupported token decimals {decimals}")
+    return 10 ** (18 - decimals)
+
+
+def to_units(value: int | str | Decimal, decimals: int) -> int:
+    """A decimal token amount in the token's own units (exact)."""
+    d = Decimal(str(value)) * (10**decimals)
+    if d != d.to_integral_value():
+        raise ValueError(f"{value} has more than {decimals} decimal places")
+    return int(d)

@@ -1,0 +1,123 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {IERC20Metadata} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Metadata.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+
+import {ICollateralVault} from "./interfaces/ICollateralVault.sol";
+import {IMarginAuthority} from "./interfaces/IMarginAuthority.sol";
+
+/// @title CollateralVault
+/// @notice Holds the collateral token and every account's WAD margin. See `ICollateralVault`.
+contract CollateralVault is ICollateralVault, ReentrancyGuardTransient {
+    using SafeERC20 for IERC20;
+    using SafeCast for uint256;
+
+    /// @inheritdoc ICollateralVault
+    IERC20 public immutable TOKEN;
+    /// @inheritdoc ICollateralVault
+    uint256 public immutable SCALE;
+    /// @notice The address allowed to call `wire` once.
+    address public immutable DEPLOYER;
+
+    /// @inheritdoc ICollateralVault
+    IMarginAuthority public engine;
+    /// @inheritdoc ICollateralVault
+    address public insuranceFund;
+    /// @inheritdoc ICollateralVault
+    int256 public totalMargin;
+
+    mapping(address account => int256 marginWad) internal _margin;
+
+    /// @param token The collateral token; its decimals must be in 1..18.
+    constructor(IERC20 token) {
+        if (address(token) == address(0)) revert ZeroAddress("token");
+        uint8 d = IERC20Metadata(address(token)).decimals();
+        if (d == 0 || d > 18) revert UnsupportedDecimals(d);
+        TOKEN = token;
+        SCALE = 10 ** (18 - d);
+        DEPLOYER = msg.sender;
+    }
+
+    modifier onlyEngine() {
+        if (msg.sender != address(engine)) revert NotEngine(msg.sender);
+        _;
+    }
+
+    /// @inheritdoc ICollateralVault
+    function wire(IMarginAuthority engine_, address insuranceFund_) external {
+        if (msg.sender != DEPLOYER) revert NotDeployer(msg.sender);
+        if (address(engine) != address(0)) revert AlreadyWired();
+        if (address(engine_) == address(0)) revert ZeroAddress("engine");
+        if (insuranceFund_ == address(0)) revert ZeroAddress("insuranceFund");
+        engine = engine_;
+        insuranceFund = insuranceFund_;
+        emit Wired(address(engine_), insuranceFund_);
+    }
+
+    /// @inheritdoc ICollateralVault
+    function deposit(uint256 amountTokens) external nonReentrant {
+        if (amountTokens == 0) revert ZeroAmount();
+        int256 amountWad = _toWad(amountTokens);
+        uint256 before = TOKEN.balanceOf(address(this));
+        TOKEN.safeTransferFrom(msg.sender, address(this), amountTokens);
+        uint256 received = TOKEN.balanceOf(address(this)) - before;
+        // Credit exactly what arrived, and only if it is what was asked: a token that skims a fee
+        // (or rebases during the transfer) would otherwise be silently mis-credited.
+        if (received != amountTokens) revert TransferAmountMismatch(amountTokens, received);
+        _margin[msg.sender] += amountWad;
+        totalMargin += amountWad;
+        emit Deposited(msg.sender, amountTokens, uint256(amountWad));
+    }
+
+    /// @inheritdoc ICollateralVault
+    function withdraw(uint256 amountTokens) external nonReentrant {
+        if (amountTokens == 0) revert ZeroAmount();
+        int256 amountWad = _toWad(amountTokens);
+        IMarginAuthority engine_ = engine;
+        // The engine settles the account's pending loss (writing back through `adjustMargin`)
+        // before it reports what is free; unwired, the whole positive margin is free.
+        int256 freeWad = address(engine_) == address(0) ? _margin[msg.sender] : engine_.settleAndFreeCollateral(msg.sender);
+        if (amountWad > freeWad) revert InsufficientFreeCollateral(msg.sender, uint256(amountWad), freeWad);
+        _margin[msg.sender] -= amountWad;
+        totalMargin -= amountWad;
+        emit Withdrawn(msg.sender, amountTokens, uint256(amountWad));
+        TOKEN.safeTransfer(msg.sender, amountTokens);
+    }
+
+    /// @inheritdoc ICollateralVault
+    function adjustMargin(address account, int256 deltaWad) external onlyEngine {
+        _margin[account] += deltaWad;
+        totalMargin += deltaWad;
+        emit MarginAdjusted(account, deltaWad);
+    }
+
+    /// @inheritdoc ICollateralVault
+    function payToFund(address account, uint256 amountTokens) external onlyEngine {
+        if (amountTokens == 0) revert ZeroAmount();
+        int256 amountWad = _toWad(amountTokens);
+        _margin[account] -= amountWad;
+        totalMargin -= amountWad;
+        emit PaidToFund(account, amountTokens);
+        TOKEN.safeTransfer(insuranceFund, amountTokens);
+    }
+
+    /// @inheritdoc ICollateralVault
+    function marginOf(address account) external view returns (int256) {
+        return _margin[account];
+    }
+
+    /// @inheritdoc ICollateralVault
+    function assetsWad() external view returns (uint256) {
+        return TOKEN.balanceOf(address(this)) * SCALE;
+    }
+
+    /// @dev Exact token-units → WAD conversion; reverts if the result leaves int256's range.
+    function _toWad(uint256 amountTokens) internal view returns (int256) {
+        if (amountTokens > uint256(type(int256).max) / SCALE) revert AmountTooLarge(amountTokens);
+        return (amountTokens * SCALE).toInt256();
+    }
+}

@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+
+import {AggregatorV3Interface} from "./interfaces/AggregatorV3Interface.sol";
+import {IOracleAdapter} from "./interfaces/IOracleAdapter.sol";
+import {OracleLib} from "./libraries/OracleLib.sol";
+
+/// @title OracleAdapter
+/// @notice One Chainlink feed per market, validated and normalized to WAD. See `IOracleAdapter`.
+/// @dev `ORACLE_ADMIN_ROLE` registers feeds (granted to the margin engine, which registers a feed
+///      when a market is added); `DEFAULT_ADMIN_ROLE` manages roles and the sequencer feed.
+contract OracleAdapter is IOracleAdapter, AccessControl {
+    bytes32 public constant ORACLE_ADMIN_ROLE = keccak256("ORACLE_ADMIN_ROLE");
+
+    mapping(uint256 marketId => FeedConfig) internal _feeds;
+    AggregatorV3Interface internal _sequencerFeed;
+    uint256 internal _gracePeriod;
+
+    constructor(address admin) {
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        _grantRole(ORACLE_ADMIN_ROLE, admin);
+    }
+
+    /// @inheritdoc IOracleAdapter
+    function setFeed(uint256 marketId, AggregatorV3Interface feed, uint256 heartbeat)
+        external
+        onlyRole(ORACLE_ADMIN_ROLE)
+    {
+        if (address(feed) == address(0)) revert InvalidFeed(marketId, address(feed));
+        if (heartbeat == 0 || heartbeat > type(uint32).max) revert InvalidHeartbeat(marketId, heartbeat);
+        uint8 d = feed.decimals();
+        if (d > OracleLib.MAX_FEED_DECIMALS) revert InvalidFeed(marketId, address(feed));
+        _feeds[marketId] = FeedConfig({feed: feed, heartbeat: uint32(heartbeat), decimals: d});
+        emit FeedSet(marketId, address(feed), heartbeat, d);
+    }
+
+    /// @inheritdoc IOracleAdapter
+    function setSequencerFeed(AggregatorV3Interface feed, uint256 gracePeriod) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _sequencerFeed = feed;
+        _gracePeriod = gracePeriod;
+        emit SequencerFeedSet(address(feed), gracePeriod);
+    }
+
+    /// @inheritdoc IOracleAdapter
+    function priceOf(uint256 marketId) external view returns (uint256) {
+        OracleLib.checkSequencer(_sequencerFeed, _gracePeriod, marketId);
+        return OracleLib.readPriceWad(_feeds[marketId], marketId);
+    }
+
+    /// @inheritdoc IOracleAdapter
+    function feedOf(uint256 marketId) external view returns (FeedConfig memory) {
+        return _feeds[marketId];
+    }
+
+    /// @inheritdoc IOracleAdapter
+    function sequencerFeed() external view returns (AggregatorV3Interface, uint256) {
+        return (_sequencerFeed, _gracePeriod);
+    }
+}

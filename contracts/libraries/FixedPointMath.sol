@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+/// @title FixedPointMath
+/// @notice WAD (1e18) arithmetic with the rounding direction in every name.
+/// @dev Backstop rounds against the account and for the protocol: debits up, credits down.
+///      Overflow reverts (checked arithmetic); all helpers are internal and inlined.
+library FixedPointMath {
+    uint256 internal constant WAD = 1e18;
+
+    /// @dev `a · b / 1e18`, rounded down.
+    function mulWadDown(uint256 a, uint256 b) internal pure returns (uint256) {
+        return a * b / WAD;
+    }
+
+    /// @dev `a · b / 1e18`, rounded up.
+    function mulWadUp(uint256 a, uint256 b) internal pure returns (uint256) {
+        uint256 p = a * b;
+        return p == 0 ? 0 : (p - 1) / WAD + 1;
+    }
+
+    /// @dev `a · 1e18 / b`, rounded down.
+    function divWadDown(uint256 a, uint256 b) internal pure returns (uint256) {
+        return a * WAD / b;
+    }
+
+    /// @dev `a · 1e18 / b`, rounded up.
+    function divWadUp(uint256 a, uint256 b) internal pure returns (uint256) {
+        return ceilDiv(a * WAD, b);
+    }
+
+    /// @dev `a / b`, rounded up (b > 0).
+    function ceilDiv(uint256 a, uint256 b) internal pure returns (uint256) {
+        return a == 0 ? 0 : (a - 1) / b + 1;
+    }
+
+    /// @dev `a · b / d`, rounded down, for a signed `a` rounded toward −∞ (a debit grows).
+    function mulDivSignedFloor(int256 a, uint256 b, uint256 d) internal pure returns (int256) {
+        if (a >= 0) return int256(uint256(a) * b / d);
+        return -int256(ceilDiv(uint256(-a) * b, d));
+    }
+
+    /// @dev |x| as uint256.
+    function abs(int256 x) internal pure returns (uint256) {
+        return x >= 0 ? uint256(x) : uint256(-x);
+    }
+
+    function min(int256 a, int256 b) internal pure returns (int256) {
+        return a < b ? a : b;
+    }
+
+    function max(int256 a, int256 b) internal pure returns (int256) {
+        return a > b ? a : b;
+    }
+}

@@ -1,0 +1,184 @@
+"""OracleAdapter: validation of Chainlink answers, WAD normalization, L2 sequencer gating."""
+
+from __future__ import annotations
+
+import ape
+import pytest
+
+MARKET = 7  # not 0, so the errors visibly name the market
+HEARTBEAT = 3600
+GRACE = 1800
+
+
+@pytest.fixture
+def oracle(project, deployer):
+    return project.OracleAdapter.deploy(deployer, sender=deployer)
+
+
+@pytest.fixture
+def feed(oracle, make_feed, deployer):
+    f = make_feed(8, 2000 * 10**8)
+    oracle.setFeed(MARKET, f, HEARTBEAT, sender=deployer)
+    return f
+
+
+def now(chain) -> int:
+    return chain.blocks.head.timestamp
+
+
+@pytest.mark.parametrize(
+    ("decimals", "answer", "expected_wad"),
+    [
+        (8, 2000 * 10**8, 2000 * 10**18),
+        (8, 1, 10**10),  # the smallest 8-decimal answer
+        (18, 1234567890123456789, 1234567890123456789),
+        (6, 1_500_000, 15 * 10**17),
+        (20, 199, 1),  # more than 18 decimals rounds down
+    ],
+)
+def test_price_is_normalized_to_wad(oracle, make_feed, deployer, decimals, answer, expected_wad):
+    f = make_feed(decimals, answer)
+    oracle.setFeed(MARKET, f, HEARTBEAT, sender=deployer)
+    assert oracle.priceOf(MARKET) == expected_wad
+
+
+@pytest.mark.parametrize("decimals", [8, 18])
+@pytest.mark.parametrize("answer", [0, -1, -(2000 * 10**8)])
+def test_non_positive_answer_is_refused(oracle, make_feed, deployer, decimals, answer):
+    f = make_feed(decimals, answer)
+    oracle.setFeed(MARKET, f, HEARTBEAT, sender=deployer)
+    with ape.reverts(oracle.InvalidPrice, marketId=MARKET, answer=answer):
+        oracle.priceOf(MARKET)
+
+
+def test_never_updated_feed_is_refused(oracle, feed, deployer):
+    feed.setAnswerAt(2000 * 10**8, 0, 0, sender=deployer)
+    with ape.reverts(oracle.PriceNotInitialized, marketId=MARKET):
+        oracle.priceOf(MARKET)
+
+
+def test_answer_from_the_future_is_refused(oracle, feed, deployer, chain):
+    future = now(chain) + 1000
+    feed.setAnswerAt(2000 * 10**8, future, future, sender=deployer)
+    with ape.reverts(oracle.PriceFromFuture, marketId=MARKET, updatedAt=future):
+        oracle.priceOf(MARKET)
+
+
+@pytest.mark.parametrize("decimals", [8, 18])
+def test_answer_exactly_heartbeat_old_is_accepted(oracle, make_feed, deployer, chain, decimals):
+    f = make_feed(decimals, 3 * 10**decimals)
+    oracle.setFeed(MARKET, f, HEARTBEAT, sender=deployer)
+    stamp = now(chain) - HEARTBEAT
+    f.setAnswerAt(3 * 10**decimals, stamp, stamp, sender=deployer)
+    # The call runs at the head block's timestamp, which `now` read after the last transaction.
+    assert oracle.priceOf(MARKET) == 3 * 10**18
+
+
+@pytest.mark.parametrize("decimals", [8, 18])
+def test_stale_answer_is_refused(oracle, make_feed, deployer, chain, decimals):
+    f = make_feed(decimals, 3 * 10**decimals)
+    oracle.setFeed(MARKET, f, HEARTBEAT, sender=deployer)
+    f.setAnswer(3 * 10**decimals, sender=deployer)
+    updated = f.updatedAt()
+    chain.mine(timestamp=updated + HEARTBEAT + 1)
+    with ape.reverts(oracle.StalePrice, marketId=MARKET, updatedAt=updated, heartbeat=HEARTBEAT):
+        oracle.priceOf(MARKET)
+
+
+def test_feed_that_changes_decimals_is_refused(oracle, feed, deployer):
+    feed.setDecimals(18, sender=deployer)
+    with ape.reverts(oracle.FeedDecimalsChanged, marketId=MARKET, expected=8, actual=18):
+        oracle.priceOf(MARKET)
+
+
+def test_unknown_market_is_refused(oracle):
+    with ape.reverts(oracle.FeedNotSet, marketId=99):
+        oracle.priceOf(99)
+
+
+# --- registration ---------------------------------------------------------------------------------
+
+
+def test_set_feed_records_config_and_emits(oracle, make_feed, deployer):
+    f = make_feed(8, 10**8)
+    tx = oracle.setFeed(3, f, 60, sender=deployer)
+    cfg = oracle.feedOf(3)
+    assert (cfg.feed, cfg.heartbeat, cfg.decimals) == (f.address, 60, 8)
+    [event] = [log for log in tx.events if log.event_name == "FeedSet"]
+    assert (event.marketId, event.feed, event.heartbeat, event.decimals) == (3, f.address, 60, 8)
+
+
+def test_set_feed_rejects_zero_feed(oracle, deployer):
+    zero = "0x" + "00" * 20
+    with ape.reverts(oracle.InvalidFeed, marketId=1, feed=zero):
+        oracle.setFeed(1, zero, 60, sender=deployer)
+
+
+def test_set_feed_rejects_zero_heartbeat(oracle, make_feed, deployer):
+    f = make_feed()
+    with ape.reverts(oracle.InvalidHeartbeat, marketId=1, heartbeat=0):
+        oracle.setFeed(1, f, 0, sender=deployer)
+    assert oracle.feedOf(1).feed == "0x" + "00" * 20
+
+
+def test_set_feed_rejects_more_than_36_decimals(oracle, make_feed, deployer):
+    f = make_feed(37, 1)
+    with ape.reverts(oracle.InvalidFeed, marketId=1, feed=f.address):
+        oracle.setFeed(1, f, 60, sender=deployer)
+
+
+def test_set_feed_is_role_restricted(oracle, make_feed, stranger):
+    f = make_feed()
+    with ape.reverts(oracle.AccessControlUnauthorizedAccount, account=stranger.address):
+        oracle.setFeed(1, f, 60, sender=stranger)
+    with ape.reverts(oracle.AccessControlUnauthorizedAccount, account=stranger.address):
+        oracle.setSequencerFeed(f, 60, sender=stranger)
+
+
+# --- L2 sequencer uptime --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sequencer(oracle, feed, make_feed, deployer, chain):
+    """Sequencer-uptime feed (0 = up), up since well before the grace period."""
+    s = make_feed(0, 0, "L2 Sequencer Uptime Status Feed")
+    up_since = now(chain) - GRACE - 10
+    s.setAnswerAt(0, up_since, up_since, sender=deployer)
+    oracle.setSequencerFeed(s, GRACE, sender=deployer)
+    return s
+
+
+def test_sequencer_up_past_grace_period_allows_prices(oracle, sequencer):
+    assert oracle.priceOf(MARKET) == 2000 * 10**18
+    assert oracle.sequencerFeed() == (sequencer.address, GRACE)
+
+
+def test_sequencer_down_refuses_prices(oracle, sequencer, deployer):
+    sequencer.setAnswer(1, sender=deployer)
+    with ape.reverts(oracle.SequencerDown, marketId=MARKET):
+        oracle.priceOf(MARKET)
+
+
+def test_sequencer_within_grace_period_refuses_prices(oracle, sequencer, deployer, chain):
+    sequencer.setAnswer(0, sender=deployer)  # just came back up
+    up_since = sequencer.startedAt()
+    with ape.reverts(oracle.SequencerGracePeriod, marketId=MARKET, upSince=up_since, gracePeriod=GRACE):
+        oracle.priceOf(MARKET)
+    chain.mine(timestamp=up_since + GRACE)  # still inside: the bound is inclusive
+    with ape.reverts(oracle.SequencerGracePeriod, marketId=MARKET, upSince=up_since, gracePeriod=GRACE):
+        oracle.priceOf(MARKET)
+    # Keep the price itself fresh, then step past the grace period.
+    chain.mine(timestamp=up_since + GRACE + 1)
+    assert oracle.priceOf(MARKET) == 2000 * 10**18
+
+
+def test_uninitialized_sequencer_feed_refuses_prices(oracle, sequencer, deployer):
+    sequencer.setAnswerAt(0, 0, 0, sender=deployer)
+    with ape.reverts(oracle.SequencerStatusInvalid, marketId=MARKET):
+        oracle.priceOf(MARKET)
+
+
+def test_removing_the_sequencer_feed_disables_the_check(oracle, sequencer, deployer):
+    sequencer.setAnswer(1, sender=deployer)
+    oracle.setSequencerFeed("0x" + "00" * 20, 0, sender=deployer)
+    assert oracle.priceOf(MARKET) == 2000 * 10**18
