@@ -64,25 +64,30 @@ def test_answer_from_the_future_is_refused(oracle, feed, deployer, chain):
         oracle.priceOf(MARKET)
 
 
+def price_at(oracle, chain, timestamp: int):
+    """`priceOf` evaluated in a block mined at exactly `timestamp` (anvil may run a plain call on
+    `latest` a second after the head block, which would blur a boundary test)."""
+    chain.mine(timestamp=timestamp)
+    return oracle.priceOf(MARKET, block_id=chain.blocks.head.number)
+
+
 @pytest.mark.parametrize("decimals", [8, 18])
 def test_answer_exactly_heartbeat_old_is_accepted(oracle, make_feed, deployer, chain, decimals):
     f = make_feed(decimals, 3 * 10**decimals)
     oracle.setFeed(MARKET, f, HEARTBEAT, sender=deployer)
-    stamp = now(chain) - HEARTBEAT
+    stamp = now(chain)
     f.setAnswerAt(3 * 10**decimals, stamp, stamp, sender=deployer)
-    # The call runs at the head block's timestamp, which `now` read after the last transaction.
-    assert oracle.priceOf(MARKET) == 3 * 10**18
+    assert price_at(oracle, chain, stamp + HEARTBEAT) == 3 * 10**18
 
 
 @pytest.mark.parametrize("decimals", [8, 18])
 def test_stale_answer_is_refused(oracle, make_feed, deployer, chain, decimals):
     f = make_feed(decimals, 3 * 10**decimals)
     oracle.setFeed(MARKET, f, HEARTBEAT, sender=deployer)
-    f.setAnswer(3 * 10**decimals, sender=deployer)
-    updated = f.updatedAt()
-    chain.mine(timestamp=updated + HEARTBEAT + 1)
-    with ape.reverts(oracle.StalePrice, marketId=MARKET, updatedAt=updated, heartbeat=HEARTBEAT):
-        oracle.priceOf(MARKET)
+    stamp = now(chain)
+    f.setAnswerAt(3 * 10**decimals, stamp, stamp, sender=deployer)
+    with ape.reverts(oracle.StalePrice, marketId=MARKET, updatedAt=stamp, heartbeat=HEARTBEAT):
+        price_at(oracle, chain, stamp + HEARTBEAT + 1)
 
 
 def test_feed_that_changes_decimals_is_refused(oracle, feed, deployer):
@@ -164,12 +169,9 @@ def test_sequencer_within_grace_period_refuses_prices(oracle, sequencer, deploye
     up_since = sequencer.startedAt()
     with ape.reverts(oracle.SequencerGracePeriod, marketId=MARKET, upSince=up_since, gracePeriod=GRACE):
         oracle.priceOf(MARKET)
-    chain.mine(timestamp=up_since + GRACE)  # still inside: the bound is inclusive
     with ape.reverts(oracle.SequencerGracePeriod, marketId=MARKET, upSince=up_since, gracePeriod=GRACE):
-        oracle.priceOf(MARKET)
-    # Keep the price itself fresh, then step past the grace period.
-    chain.mine(timestamp=up_since + GRACE + 1)
-    assert oracle.priceOf(MARKET) == 2000 * 10**18
+        price_at(oracle, chain, up_since + GRACE)  # still inside: the bound is inclusive
+    assert price_at(oracle, chain, up_since + GRACE + 1) == 2000 * 10**18
 
 
 def test_uninitialized_sequencer_feed_refuses_prices(oracle, sequencer, deployer):
