@@ -95,3 +95,27 @@ def deploy_revert_data(chain):
         return bytes.fromhex(raw.removeprefix("0x")) if isinstance(raw, str) else bytes(raw)
 
     return _run
+
+
+@pytest.fixture(scope="session")
+def carol(accounts):
+    return accounts[3]
+
+
+@pytest.fixture(scope="session")
+def dave(accounts):
+    return accounts[4]
+
+
+@pytest.fixture(scope="session")
+def fund_account(accounts):
+    """Stands in for the insurance fund until it exists: an address that receives fee tokens."""
+    return accounts[8]
+
+
+@pytest.fixture
+def system(project, chain, deployer, fund_account):
+    """A freshly deployed suite (6-decimal collateral) in lockstep with the reference model."""
+    from tests.system import System
+
+    return System(project, chain, deployer, fund_account)

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+
 /// @title FixedPointMath
 /// @notice WAD (1e18) arithmetic with the rounding direction in every name.
 /// @dev Backstop rounds against the account and for the protocol: debits up, credits down.
@@ -34,10 +36,26 @@ library FixedPointMath {
         return a == 0 ? 0 : (a - 1) / b + 1;
     }
 
-    /// @dev `a · b / d`, rounded down, for a signed `a` rounded toward −∞ (a debit grows).
-    function mulDivSignedFloor(int256 a, uint256 b, uint256 d) internal pure returns (int256) {
-        if (a >= 0) return int256(uint256(a) * b / d);
-        return -int256(ceilDiv(uint256(-a) * b, d));
+    /// @dev `x · a / d` for a signed `x`, rounded toward −∞.
+    function mulDivFloor(int256 x, uint256 a, uint256 d) internal pure returns (int256) {
+        if (x >= 0) return SafeCast.toInt256(uint256(x) * a / d);
+        return -SafeCast.toInt256(ceilDiv(uint256(-x) * a, d));
+    }
+
+    /// @dev `x · a / d` for a signed `x`, rounded toward +∞.
+    function mulDivCeil(int256 x, uint256 a, uint256 d) internal pure returns (int256) {
+        if (x >= 0) return SafeCast.toInt256(ceilDiv(uint256(x) * a, d));
+        return -SafeCast.toInt256(uint256(-x) * a / d);
+    }
+
+    /// @dev `x · b / 1e18` for a signed `x`, rounded toward −∞ (a value held by an account).
+    function mulWadFloor(int256 x, uint256 b) internal pure returns (int256) {
+        return mulDivFloor(x, b, WAD);
+    }
+
+    /// @dev `x · b / 1e18` for a signed `x`, rounded toward +∞ (a cost charged to an account).
+    function mulWadCeil(int256 x, uint256 b) internal pure returns (int256) {
+        return mulDivCeil(x, b, WAD);
     }
 
     /// @dev |x| as uint256.

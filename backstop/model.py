@@ -1,0 +1,540 @@
+"""Exact-integer reference model of the collateral vault and the margin engine.
+
+The executable spec of DESIGN.md §2-§3, §5 (index bookkeeping) and §9, with the rounding of
+docs/margin-math.md bit for bit: Python ints only, money and prices in WAD, sizes in signed WAD
+base units, token amounts in the token's own units (``SCALE = 10**(18 - decimals)`` WAD each).
+
+Every mutating method is a transaction: if it raises :class:`ModelRevert` (a Solidity custom error,
+same name) the model is left exactly as it was, as a reverted call leaves the chain.
+
+Socialized loss is kept as per-market, per-side cumulative indices ``L[m][LONG|SHORT]`` (WAD loss per
+WAD of size) and a per-position snapshot. Touching an account (trade, withdraw, ``settle``) moves
+``mulWadUp(|size|, L - snapshot)`` from its margin and resets the snapshot. Only the test hook
+:meth:`Model.bump_loss_index` moves an index for now; liquidation and the insurance fund come later.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from backstop.orders import Order, order_struct_hash
+from backstop.units import WAD, token_scale
+
+LONG = 0
+SHORT = 1
+
+INT256_MAX = 2**255 - 1
+#: Sizes and prices stay below 2**127 on chain (128-bit position storage): ``ValueOutOfRange``.
+MAX_VALUE = 2**127 - 1
+
+
+# --- rounding helpers (docs/margin-math.md) -------------------------------------------------------
+
+
+def mul_wad_down(a: int, b: int) -> int:
+    """``a·b / 1e18`` rounded down (a, b ≥ 0)."""
+    return a * b // WAD
+
+
+def mul_wad_up(a: int, b: int) -> int:
+    """``a·b / 1e18`` rounded up (a, b ≥ 0)."""
+    return -(-(a * b) // WAD)
+
+
+def mul_wad_floor(x: int, b: int) -> int:
+    """``x·b / 1e18`` for signed ``x``, rounded toward -∞."""
+    return x * b // WAD
+
+
+def mul_wad_ceil(x: int, b: int) -> int:
+    """``x·b / 1e18`` for signed ``x``, rounded toward +∞."""
+    return -(-(x * b) // WAD)
+
+
+def mul_div_ceil(x: int, a: int, b: int) -> int:
+    """``x·a / b`` for signed ``x`` (a ≥ 0, b > 0), rounded toward +∞."""
+    return -(-(x * a) // b)
+
+
+def ceil_div(a: int, b: int) -> int:
+    """``a / b`` rounded up (a ≥ 0, b > 0)."""
+    return -(-a // b)
+
+
+def side_of(size: int) -> int:
+    """``LONG`` for a positive size, ``SHORT`` for a negative one."""
+    if size == 0:
+        raise ValueError("a zero size has no side")
+    return LONG if size > 0 else SHORT
+
+
+# --- state ----------------------------------------------------------------------------------------
+
+
+class ModelRevert(Exception):
+    """A call the contracts would revert: ``name`` is the Solidity custom error, ``args`` its arguments.
+
+    The names are normative (docs/margin-math.md); the arguments are the model's best rendering of
+    the error's fields and are informative only (hashes here are struct hashes, not digests).
+    """
+
+    def __init__(self, name: str, *args: Any) -> None:
+        super().__init__(*args)
+        self.name = name
+
+    def __str__(self) -> str:
+        return f"{self.name}({', '.join(map(repr, self.args))})"
+
+
+@dataclass
+class MarketParams:
+    """Risk and fee parameters of a market; every ratio is WAD, ``oi_cap`` in WAD base units."""
+
+    im_ratio: int
+    mm_ratio: int
+    keeper_reward_ratio: int
+    insurance_fee_ratio: int
+    price_band_ratio: int
+    maker_fee_ratio: int
+    taker_fee_ratio: int
+    oi_cap: int
+
+
+@dataclass
+class Market:
+    params: MarketParams
+    price: int  # WAD quote per base unit, the last oracle price
+    paused: bool = False
+    loss_index: list[int] = field(default_factory=lambda: [0, 0])  # L[LONG], L[SHORT], WAD per WAD size
+    open_interest: list[int] = field(default_factory=lambda: [0, 0])  # Σ long sizes, Σ |short sizes|
+
+
+@dataclass
+class Position:
+    size: int = 0  # signed WAD base units, never 0 while stored
+    open_notional: int = 0  # signed WAD cost basis
+    snapshot: int = 0  # L[m][side] at the last settlement
+
+
+@dataclass
+class AccountState:
+    margin: int = 0  # signed WAD
+    positions: dict[int, Position] = field(default_factory=dict)  # insertion order = markets_of order
+    min_nonce: int = 0
+
+
+@dataclass(frozen=True)
+class Health:
+    """An account's figures at the current prices, all WAD: ``E = margin - pending + upnl``."""
+
+    margin: int
+    pending: int
+    upnl: int
+    imr: int
+    mmr: int
+
+    @property
+    def equity(self) -> int:
+        return self.margin - self.pending + self.upnl
+
+    @property
+    def free_collateral(self) -> int:
+        """``min(margin - pending, E) - IMR``: unrealized profit is never free."""
+        return min(self.margin - self.pending, self.equity) - self.imr
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _atomic(method: _F) -> _F:
+    """Runs a mutating method as a transaction: any exception restores the state it started from."""
+
+    @functools.wraps(method)
+    def wrapper(self: Model, *args: Any, **kwargs: Any) -> Any:
+        saved = copy.deepcopy(self.__dict__)
+        try:
+            return method(self, *args, **kwargs)
+        except Exception:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _key(account: str) -> str:
+    return account.lower()
+
+
+class Model:
+    """The vault + margin engine in exact integers. Accounts are address strings (case-insensitive)."""
+
+    MAX_MARKETS_PER_ACCOUNT = 8
+
+    def __init__(self, token_decimals: int = 6) -> None:
+        self.scale: int = token_scale(token_decimals)
+        self.vault_tokens: int = 0  # token units held by the vault
+        self.fund_tokens: int = 0  # token units the insurance fund received (fees)
+        self.now: int = 0  # block timestamp, set by the caller
+        self.paused_global: bool = False
+        self.stale: set[int] = set()  # markets whose oracle the caller declares unusable
+        self.markets: list[Market] = []
+        self.accounts: dict[str, AccountState] = {}
+        self.filled: dict[bytes, int] = {}  # order struct hash -> WAD size filled
+        self.cancelled: set[tuple[str, bytes]] = set()  # (account, order struct hash)
+
+    # --- admin, oracle and test hooks -------------------------------------------------------------
+
+    @_atomic
+    def add_market(self, params: MarketParams, price_wad: int) -> int:
+        """Lists a market at oracle price ``price_wad``; ids count from 0."""
+        self._check_params(params)
+        if price_wad <= 0:
+            raise ValueError("price must be positive")
+        self.markets.append(Market(params=copy.copy(params), price=price_wad))
+        return len(self.markets) - 1
+
+    @_atomic
+    def set_params(self, market_id: int, params: MarketParams) -> None:
+        self._check_params(params)
+        self._market(market_id).params = copy.copy(params)
+
+    @_atomic
+    def set_price(self, market_id: int, price_wad: int) -> None:
+        if price_wad <= 0:
+            raise ValueError("price must be positive")
+        self._market(market_id).price = price_wad
+
+    @_atomic
+    def set_stale(self, market_id: int, stale: bool) -> None:
+        self._market(market_id)
+        if stale:
+            self.stale.add(market_id)
+        else:
+            self.stale.discard(market_id)
+
+    @_atomic
+    def set_paused(self, market_id: int, paused: bool) -> None:
+        self._market(market_id).paused = paused
+
+    def set_global_paused(self, paused: bool) -> None:
+        self.paused_global = paused
+
+    @_atomic
+    def bump_loss_index(self, market_id: int, side: int, delta: int) -> None:
+        """Test hook: ``L[market_id][side] += delta`` (WAD loss per WAD of size, delta ≥ 0)."""
+        if side not in (LONG, SHORT) or delta < 0:
+            raise ValueError("side must be LONG or SHORT and delta non-negative")
+        self._market(market_id).loss_index[side] += delta
+
+    # --- vault ------------------------------------------------------------------------------------
+
+    @_atomic
+    def deposit(self, account: str, amount_tokens: int) -> None:
+        """Credits ``amount_tokens · SCALE`` WAD of margin. Does not touch the account."""
+        self._check_amount(amount_tokens)
+        self._account(account).margin += amount_tokens * self.scale
+        self.vault_tokens += amount_tokens
+
+    @_atomic
+    def withdraw(self, account: str, amount_tokens: int) -> None:
+        """Touches the account, then requires ``amount_tokens · SCALE ≤ F`` and debits it."""
+        self._check_amount(amount_tokens)
+        acct = self._touch(account)
+        amount_wad = amount_tokens * self.scale
+        free = self._health(acct).free_collateral
+        if amount_wad > free:
+            raise ModelRevert("InsufficientFreeCollateral", account, amount_wad, free)
+        acct.margin -= amount_wad
+        self.vault_tokens -= amount_tokens
+
+    @_atomic
+    def settle(self, account: str) -> None:
+        """Touches ``account``: settles its pending socialized loss into its margin."""
+        self._touch(account)
+
+    # --- orders -----------------------------------------------------------------------------------
+
+    @_atomic
+    def cancel(self, account: str, order: Order | bytes) -> None:
+        """``account`` cancels an order hash (for itself: cancelling another's hash has no effect)."""
+        order_hash = order if isinstance(order, bytes) else order_struct_hash(order)
+        self.cancelled.add((_key(account), order_hash))
+
+    @_atomic
+    def set_min_nonce(self, account: str, nonce: int) -> None:
+        """Invalidates every order of ``account`` with a nonce below ``nonce`` (strictly increasing)."""
+        acct = self._account(account)
+        if nonce <= acct.min_nonce:
+            raise ModelRevert("NonceNotIncreasing", acct.min_nonce, nonce)
+        acct.min_nonce = nonce
+
+    @_atomic
+    def match(self, maker: Order, maker_signer_ok: bool, taker: Order, taker_signer_ok: bool, q: int) -> None:
+        """Fills ``q`` WAD base units between two orders at the maker's limit price.
+
+        Checks run in the order of docs/margin-math.md; the first failure names the revert.
+        """
+        if q <= 0:
+            raise ModelRevert("ZeroFill")
+        if maker.market_id != taker.market_id:
+            raise ModelRevert("MarketMismatch", maker.market_id, taker.market_id)
+        m = maker.market_id
+        market = self._market(m)
+        if self.paused_global or market.paused:
+            raise ModelRevert("TradingPaused", m)
+        if maker.is_buy == taker.is_buy:
+            raise ModelRevert("SameSide")
+        if _key(maker.account) == _key(taker.account):
+            raise ModelRevert("SelfTrade", maker.account)
+        if q > MAX_VALUE:
+            raise ModelRevert("ValueOutOfRange", q)
+        hashes = [
+            self._check_order(o, ok, q) for o, ok in ((maker, maker_signer_ok), (taker, taker_signer_ok))
+        ]
+        p = maker.limit_price
+        if (taker.limit_price < p) if taker.is_buy else (taker.limit_price > p):
+            raise ModelRevert("PriceIncompatible", p, taker.limit_price)
+        if p > MAX_VALUE:
+            raise ModelRevert("ValueOutOfRange", p)
+        oracle = self._price(m)
+        if abs(p - oracle) > mul_wad_down(oracle, market.params.price_band_ratio):
+            raise ModelRevert("PriceOutsideBand", m, p, oracle)
+
+        # 10. touch both, apply the fill, charge fees
+        parties = [
+            (maker, self._touch(maker.account), market.params.maker_fee_ratio),
+            (taker, self._touch(taker.account), market.params.taker_fee_ratio),
+        ]
+        before: list[int | None] = []
+        for order, acct, _ in parties:
+            delta = q if order.is_buy else -q
+            if self._only_reduces(acct, m, delta):
+                h = self._health(acct)
+                before.append(h.equity - h.mmr)
+            else:
+                before.append(None)
+        oi_before = market.open_interest[LONG]
+        for order, acct, fee_ratio in parties:
+            self._apply_fill(acct, m, q if order.is_buy else -q, p)
+            # A fill that opens a position in a new market needs a free slot (maker first).
+            if len(acct.positions) > self.MAX_MARKETS_PER_ACCOUNT:
+                raise ModelRevert("TooManyMarkets", order.account)
+            self._charge_fee(acct, mul_wad_up(mul_wad_up(q, p), fee_ratio))
+        for order_hash in hashes:
+            self.filled[order_hash] = self.filled.get(order_hash, 0) + q
+
+        # 11. open-interest cap, unless the fill did not raise open interest
+        oi_after = market.open_interest[LONG]
+        if oi_after > market.params.oi_cap and oi_after > oi_before:
+            raise ModelRevert("OpenInterestCapExceeded", m, oi_after, market.params.oi_cap)
+
+        # 12. margin: E ≥ IMR, or for a pure reduction E ≥ MMR and E - MMR not lower than before
+        for (order, acct, _), headroom_before in zip(parties, before, strict=True):
+            h = self._health(acct)
+            if h.equity >= h.imr:
+                continue
+            if headroom_before is not None and h.equity >= h.mmr and h.equity - h.mmr >= headroom_before:
+                continue
+            raise ModelRevert("InsufficientMargin", order.account, h.equity, h.imr)
+
+    # --- views ------------------------------------------------------------------------------------
+
+    def margin(self, account: str) -> int:
+        return self._peek(account).margin
+
+    def position(self, account: str, market_id: int) -> tuple[int, int]:
+        """``(size, open_notional)`` in WAD; ``(0, 0)`` when flat."""
+        pos = self._peek(account).positions.get(market_id)
+        return (pos.size, pos.open_notional) if pos else (0, 0)
+
+    def markets_of(self, account: str) -> list[int]:
+        """Markets with an open position, in the order they were opened."""
+        return list(self._peek(account).positions)
+
+    def min_nonce(self, account: str) -> int:
+        return self._peek(account).min_nonce
+
+    def filled_amount(self, order: Order) -> int:
+        return self.filled.get(order_struct_hash(order), 0)
+
+    def is_cancelled(self, account: str, order: Order) -> bool:
+        return (_key(account), order_struct_hash(order)) in self.cancelled
+
+    def loss_index(self, market_id: int, side: int) -> int:
+        return self._market(market_id).loss_index[side]
+
+    def pending_loss(self, account: str) -> int:
+        """Σ ``mulWadUp(|size|, L[side] - snapshot)``: loss not yet settled into margin (no price)."""
+        return self._pending(self._peek(account))
+
+    def health(self, account: str) -> Health:
+        """All figures at once; needs a usable price for every market of the account."""
+        return self._health(self._peek(account))
+
+    def equity(self, account: str) -> int:
+        return self.health(account).equity
+
+    def initial_margin(self, account: str) -> int:
+        return self.health(account).imr
+
+    def maintenance_margin(self, account: str) -> int:
+        return self.health(account).mmr
+
+    def free_collateral(self, account: str) -> int:
+        return self.health(account).free_collateral
+
+    def open_interest(self, market_id: int) -> int:
+        """Σ long sizes in ``market_id`` (WAD)."""
+        return self._market(market_id).open_interest[LONG]
+
+    def total_margin(self) -> int:
+        return sum(a.margin for a in self.accounts.values())
+
+    def net_open_notional(self) -> int:
+        return sum(p.open_notional for a in self.accounts.values() for p in a.positions.values())
+
+    def total_pending_loss(self) -> int:
+        return sum(self._pending(a) for a in self.accounts.values())
+
+    def solvency(self) -> dict[str, int]:
+        """The §9 identity: ``vault_assets = liabilities + dust`` with dust ≥ 0 and tiny."""
+        vault_assets = self.vault_tokens * self.scale
+        liabilities = self.total_margin() - self.net_open_notional() - self.total_pending_loss()
+        return {"vault_assets": vault_assets, "liabilities": liabilities, "dust": vault_assets - liabilities}
+
+    # --- internals --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _check_params(params: MarketParams) -> None:
+        """The admin's hard bounds (DESIGN §10), in the engine's order: ``InvalidMarketParam``."""
+        mm = params.mm_ratio
+        bounds = (
+            ("mmRatio", mm, mm > 0),
+            ("imRatio", params.im_ratio, mm < params.im_ratio <= WAD),
+            ("keeperRewardRatio", params.keeper_reward_ratio, 0 <= params.keeper_reward_ratio < mm),
+            ("insuranceFeeRatio", params.insurance_fee_ratio, 0 <= params.insurance_fee_ratio < mm),
+            ("makerFeeRatio", params.maker_fee_ratio, 0 <= params.maker_fee_ratio < mm),
+            ("takerFeeRatio", params.taker_fee_ratio, 0 <= params.taker_fee_ratio < mm),
+            ("priceBandRatio", params.price_band_ratio, 0 < params.price_band_ratio < WAD),
+            ("openInterestCap", params.oi_cap, 0 < params.oi_cap <= MAX_VALUE),
+        )
+        for name, value, ok in bounds:
+            if not ok:
+                raise ModelRevert("InvalidMarketParam", name, value)
+
+    def _check_amount(self, amount_tokens: int) -> None:
+        if amount_tokens < 0:
+            raise ValueError("token amounts are unsigned")
+        if amount_tokens == 0:
+            raise ModelRevert("ZeroAmount")
+        if amount_tokens > INT256_MAX // self.scale:
+            raise ModelRevert("AmountTooLarge", amount_tokens)
+
+    def _market(self, market_id: int) -> Market:
+        if not 0 <= market_id < len(self.markets):
+            raise ModelRevert("UnknownMarket", market_id)
+        return self.markets[market_id]
+
+    def _price(self, market_id: int) -> int:
+        if market_id in self.stale:
+            raise ModelRevert("StalePrice", market_id)
+        return self._market(market_id).price
+
+    def _account(self, account: str) -> AccountState:
+        return self.accounts.setdefault(_key(account), AccountState())
+
+    def _peek(self, account: str) -> AccountState:
+        return self.accounts.get(_key(account)) or AccountState()
+
+    def _pending(self, acct: AccountState) -> int:
+        return sum(
+            mul_wad_up(abs(p.size), self.markets[m].loss_index[side_of(p.size)] - p.snapshot)
+            for m, p in acct.positions.items()
+        )
+
+    def _health(self, acct: AccountState) -> Health:
+        upnl = imr = mmr = 0
+        for m, pos in acct.positions.items():
+            price = self._price(m)
+            params = self.markets[m].params
+            notional = mul_wad_up(abs(pos.size), price)
+            upnl += mul_wad_floor(pos.size, price) - pos.open_notional
+            imr += mul_wad_up(notional, params.im_ratio)
+            mmr += mul_wad_up(notional, params.mm_ratio)
+        return Health(margin=acct.margin, pending=self._pending(acct), upnl=upnl, imr=imr, mmr=mmr)
+
+    def _touch(self, account: str) -> AccountState:
+        """Settles every position's pending loss into margin and moves its snapshot to the index."""
+        acct = self._account(account)
+        for m, pos in acct.positions.items():
+            index = self.markets[m].loss_index[side_of(pos.size)]
+            acct.margin -= mul_wad_up(abs(pos.size), index - pos.snapshot)
+            pos.snapshot = index
+        return acct
+
+    def _check_order(self, order: Order, signer_ok: bool, q: int) -> bytes:
+        order_hash = order_struct_hash(order)
+        if self.now > order.expiry:
+            raise ModelRevert("OrderExpired", order_hash, order.expiry)
+        if not signer_ok:
+            raise ModelRevert("InvalidSignature", order_hash, order.account)
+        min_nonce = self._peek(order.account).min_nonce
+        if order.nonce < min_nonce:
+            raise ModelRevert("NonceTooLow", order_hash, order.nonce, min_nonce)
+        if (_key(order.account), order_hash) in self.cancelled:
+            raise ModelRevert("OrderIsCancelled", order_hash)
+        filled = self.filled.get(order_hash, 0)
+        if filled + q > order.size:
+            raise ModelRevert("OrderOverfilled", order_hash, filled, q, order.size)
+        return order_hash
+
+    @staticmethod
+    def _only_reduces(acct: AccountState, market_id: int, delta: int) -> bool:
+        """The fill shrinks an existing position toward zero without crossing it (a close counts)."""
+        pos = acct.positions.get(market_id)
+        return pos is not None and (pos.size > 0) != (delta > 0) and abs(delta) <= abs(pos.size)
+
+    def _apply_fill(self, acct: AccountState, market_id: int, delta: int, price: int) -> None:
+        """Applies ``delta`` at ``price`` per docs/margin-math.md §"A fill" (realized PnL to margin)."""
+        market = self.markets[market_id]
+        pos = acct.positions.get(market_id)
+        s, n = (pos.size, pos.open_notional) if pos else (0, 0)
+        if s == 0 or (s > 0) == (delta > 0):  # increase (or open)
+            new_size, new_notional, realized = s + delta, n + mul_wad_ceil(delta, price), 0
+        elif abs(delta) < abs(s):  # reduce
+            cost = mul_wad_ceil(delta, price)
+            closed = mul_div_ceil(n, abs(delta), abs(s))
+            new_size, new_notional, realized = s + delta, n - closed, -cost - closed
+        elif abs(delta) == abs(s):  # close
+            new_size, new_notional, realized = 0, 0, -mul_wad_ceil(delta, price) - n
+        else:  # flip: close -s, then open delta + s from zero
+            opened = delta + s
+            realized = -mul_wad_ceil(-s, price) - n
+            new_size, new_notional = opened, mul_wad_ceil(opened, price)
+        acct.margin += realized
+
+        if s != 0:
+            market.open_interest[side_of(s)] -= abs(s)
+        if new_size == 0:
+            del acct.positions[market_id]
+            return
+        market.open_interest[side_of(new_size)] += abs(new_size)
+        if pos is None:
+            pos = acct.positions[market_id] = Position()
+        if s == 0 or side_of(s) != side_of(new_size):  # opened or flipped: snapshot the new side
+            pos.snapshot = market.loss_index[side_of(new_size)]
+        pos.size, pos.open_notional = new_size, new_notional
+
+    def _charge_fee(self, acct: AccountState, fee_wad: int) -> None:
+        """Pays ``ceilDiv(fee, SCALE)`` whole token units to the fund; margin -= units · SCALE."""
+        fee_tokens = ceil_div(fee_wad, self.scale)
+        if fee_tokens == 0:
+            return
+        acct.margin -= fee_tokens * self.scale
+        self.vault_tokens -= fee_tokens
+        self.fund_tokens += fee_tokens

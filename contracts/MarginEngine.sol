@@ -1,0 +1,561 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+
+import {ICollateralVault} from "./interfaces/ICollateralVault.sol";
+import {IMarginAuthority} from "./interfaces/IMarginAuthority.sol";
+import {IMarginEngine} from "./interfaces/IMarginEngine.sol";
+import {IOracleAdapter} from "./interfaces/IOracleAdapter.sol";
+import {FixedPointMath} from "./libraries/FixedPointMath.sol";
+import {MarketList} from "./libraries/MarketList.sol";
+
+/// @title MarginEngine
+/// @notice Markets, positions, signed-order trading and cross-margin requirements. See
+///         `IMarginEngine`; the integer rules are in `docs/margin-math.md`.
+/// @dev The margin ledger lives in the `CollateralVault`; this contract moves it only through the
+///      vault's engine-only `adjustMargin` (realized PnL, settled losses) and `payToFund` (fees).
+contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTransient {
+    using FixedPointMath for uint256;
+    using FixedPointMath for int256;
+    using MarketList for uint256;
+    using SafeCast for uint256;
+    using SafeCast for int256;
+
+    bytes32 public constant GUARDIAN_ROLE = keccak256("GUARDIAN_ROLE");
+    // The type string is hashed at compile time; its length costs nothing at run time.
+    // solhint-disable-next-line gas-small-strings
+    bytes32 public constant ORDER_TYPEHASH = keccak256(
+        "Order(address account,uint256 marketId,bool isBuy,uint256 size,uint256 limitPrice,uint256 nonce,uint256 expiry)"
+    );
+    uint256 public constant MAX_MARKETS_PER_ACCOUNT = MarketList.MAX_ENTRIES;
+    /// @dev Market ids are stored in 16 bits in an account's market list.
+    uint256 internal constant MAX_MARKETS = type(uint16).max;
+    /// @dev Sizes and prices stay below 2^127 so `size · price` never overflows int256.
+    uint256 internal constant MAX_VALUE = uint256(uint128(type(int128).max));
+    uint256 internal constant WAD = FixedPointMath.WAD;
+    uint256 internal constant LONG = 0;
+    uint256 internal constant SHORT = 1;
+
+    ICollateralVault public immutable VAULT;
+    IOracleAdapter public immutable ORACLE;
+    /// @dev WAD per token unit of the collateral (copied from the vault).
+    uint256 internal immutable SCALE;
+
+    /// @dev Ratios fit 64 bits (≤ 1e18 < 2^64); three words per market plus the loss indices.
+    struct Market {
+        uint64 imRatio;
+        uint64 mmRatio;
+        uint64 keeperRewardRatio;
+        uint64 insuranceFeeRatio;
+        uint64 priceBandRatio;
+        uint64 makerFeeRatio;
+        uint64 takerFeeRatio;
+        bool paused;
+        uint128 openInterestCap;
+        uint128 openInterest;
+        /// @dev Cumulative socialized loss per unit of size, per side (`[LONG]`, `[SHORT]`).
+        uint256[2] lossIndex;
+    }
+
+    /// @dev One word for the position, one for the loss-index snapshot of its side.
+    struct Position {
+        int128 size;
+        int128 openNotional;
+        uint256 lossSnapshot;
+    }
+
+    /// @dev A validated match, passed from `matchOrders` to `_executeFill`.
+    struct Fill {
+        uint256 marketId;
+        address maker;
+        address taker;
+        bool makerIsBuy;
+        uint256 size;
+        uint256 price;
+        bytes32 makerHash;
+        bytes32 takerHash;
+    }
+
+    /// @dev An account's valuation at oracle prices (see `_value`).
+    struct Valuation {
+        int256 margin;
+        uint256 pending;
+        int256 equity;
+        uint256 imr;
+        uint256 mmr;
+    }
+
+    Market[] internal _markets;
+    /// @notice Whether trading is paused in every market.
+    bool public globalPaused;
+    mapping(address account => mapping(uint256 marketId => Position)) internal _positions;
+    mapping(address account => uint256 packed) internal _marketLists;
+    /// @inheritdoc IMarginEngine
+    mapping(bytes32 orderHash => uint256) public filledOf;
+    mapping(address account => mapping(bytes32 orderHash => bool)) internal _cancelled;
+    /// @inheritdoc IMarginEngine
+    mapping(address account => uint256) public minNonceOf;
+
+    /// @param vault The collateral vault (wired to this engine by its deployer).
+    /// @param oracle The oracle adapter; this engine needs its `ORACLE_ADMIN_ROLE` to add markets.
+    /// @param admin Receives the admin and guardian roles.
+    constructor(ICollateralVault vault, IOracleAdapter oracle, address admin) EIP712("Backstop", "1") {
+        VAULT = vault;
+        ORACLE = oracle;
+        SCALE = vault.SCALE();
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        _grantRole(GUARDIAN_ROLE, admin);
+    }
+
+    // --- admin and guardian --------------------------------------------------------------------
+
+    /// @inheritdoc IMarginEngine
+    function addMarket(MarketParams calldata params) external onlyRole(DEFAULT_ADMIN_ROLE) returns (uint256 marketId) {
+        marketId = _markets.length;
+        if (marketId >= MAX_MARKETS) revert TooManyMarketsListed();
+        _markets.push();
+        _setParams(marketId, params);
+        emit MarketAdded(marketId, params);
+    }
+
+    /// @inheritdoc IMarginEngine
+    function updateMarket(uint256 marketId, MarketParams calldata params) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _market(marketId);
+        _setParams(marketId, params);
+        emit MarketUpdated(marketId, params);
+    }
+
+    /// @inheritdoc IMarginEngine
+    function setMarketPaused(uint256 marketId, bool paused) external onlyRole(GUARDIAN_ROLE) {
+        _market(marketId).paused = paused;
+        emit MarketPaused(marketId, paused);
+    }
+
+    /// @inheritdoc IMarginEngine
+    function setGlobalPaused(bool paused) external onlyRole(GUARDIAN_ROLE) {
+        globalPaused = paused;
+        emit GlobalPaused(paused);
+    }
+
+    // --- trading -------------------------------------------------------------------------------
+
+    /// @inheritdoc IMarginEngine
+    function matchOrders(
+        Order calldata maker,
+        bytes calldata makerSignature,
+        Order calldata taker,
+        bytes calldata takerSignature,
+        uint256 fillSize
+    ) external nonReentrant {
+        (Market storage m, Fill memory f) = _checkMatch(maker, taker, fillSize);
+        f.makerHash = _useOrder(maker, makerSignature, fillSize);
+        f.takerHash = _useOrder(taker, takerSignature, fillSize);
+        _checkPrice(m, f, taker.isBuy, taker.limitPrice);
+        _executeFill(m, f);
+    }
+
+    /// @inheritdoc IMarginEngine
+    function cancelOrders(bytes32[] calldata orderHashes) external {
+        for (uint256 i; i < orderHashes.length; ++i) {
+            _cancelled[msg.sender][orderHashes[i]] = true;
+            emit OrderCancelled(msg.sender, orderHashes[i]);
+        }
+    }
+
+    /// @inheritdoc IMarginEngine
+    function raiseMinNonce(uint256 minNonce) external {
+        uint256 current = minNonceOf[msg.sender];
+        if (minNonce <= current) revert NonceNotIncreasing(current, minNonce);
+        minNonceOf[msg.sender] = minNonce;
+        emit MinNonceRaised(msg.sender, minNonce);
+    }
+
+    /// @inheritdoc IMarginEngine
+    function settle(address account) external nonReentrant {
+        _settle(account);
+    }
+
+    /// @inheritdoc IMarginAuthority
+    function settleAndFreeCollateral(address account) external returns (int256) {
+        if (msg.sender != address(VAULT)) revert NotVault(msg.sender);
+        _settle(account);
+        // No position: the whole margin is free, with no oracle read, whatever is paused.
+        if (_marketLists[account].length() == 0) return VAULT.marginOf(account);
+        return _freeCollateral(_value(account));
+    }
+
+    // --- views ---------------------------------------------------------------------------------
+
+    /// @inheritdoc IMarginEngine
+    function hashOrder(Order calldata order) public view returns (bytes32) {
+        return _hashTypedDataV4(
+            keccak256(
+                abi.encode(
+                    ORDER_TYPEHASH,
+                    order.account,
+                    order.marketId,
+                    order.isBuy,
+                    order.size,
+                    order.limitPrice,
+                    order.nonce,
+                    order.expiry
+                )
+            )
+        );
+    }
+
+    /// @inheritdoc IMarginEngine
+    function isCancelled(address account, bytes32 orderHash) external view returns (bool) {
+        return _cancelled[account][orderHash];
+    }
+
+    /// @inheritdoc IMarginEngine
+    function marketParams(uint256 marketId) external view returns (MarketParams memory p) {
+        Market storage m = _market(marketId);
+        IOracleAdapter.FeedConfig memory feed = ORACLE.feedOf(marketId);
+        p = MarketParams({
+            feed: feed.feed,
+            heartbeat: feed.heartbeat,
+            imRatio: m.imRatio,
+            mmRatio: m.mmRatio,
+            keeperRewardRatio: m.keeperRewardRatio,
+            insuranceFeeRatio: m.insuranceFeeRatio,
+            priceBandRatio: m.priceBandRatio,
+            makerFeeRatio: m.makerFeeRatio,
+            takerFeeRatio: m.takerFeeRatio,
+            openInterestCap: m.openInterestCap
+        });
+    }
+
+    /// @inheritdoc IMarginEngine
+    function marketCount() external view returns (uint256) {
+        return _markets.length;
+    }
+
+    /// @inheritdoc IMarginEngine
+    function openInterestOf(uint256 marketId) external view returns (uint256) {
+        return _market(marketId).openInterest;
+    }
+
+    /// @inheritdoc IMarginEngine
+    function isPaused(uint256 marketId) external view returns (bool) {
+        return globalPaused || _market(marketId).paused;
+    }
+
+    /// @inheritdoc IMarginEngine
+    function positionOf(address account, uint256 marketId) external view returns (int256, int256) {
+        Position storage p = _positions[account][marketId];
+        return (p.size, p.openNotional);
+    }
+
+    /// @inheritdoc IMarginEngine
+    function marketsOf(address account) external view returns (uint256[] memory ids) {
+        uint256 list = _marketLists[account];
+        ids = new uint256[](list.length());
+        for (uint256 i; i < ids.length; ++i) {
+            ids[i] = list.at(i);
+        }
+    }
+
+    /// @inheritdoc IMarginEngine
+    function pendingLossOf(address account) external view returns (uint256 pending) {
+        uint256 list = _marketLists[account];
+        for (uint256 i; i < list.length(); ++i) {
+            pending += _pendingLoss(_positions[account][list.at(i)], list.at(i));
+        }
+    }
+
+    /// @inheritdoc IMarginEngine
+    function equityOf(address account) external view returns (int256) {
+        return _value(account).equity;
+    }
+
+    /// @inheritdoc IMarginEngine
+    function initialMarginOf(address account) external view returns (uint256) {
+        return _value(account).imr;
+    }
+
+    /// @inheritdoc IMarginEngine
+    function maintenanceMarginOf(address account) external view returns (uint256) {
+        return _value(account).mmr;
+    }
+
+    /// @inheritdoc IMarginEngine
+    function freeCollateralOf(address account) external view returns (int256) {
+        return _freeCollateral(_value(account));
+    }
+
+    /// @inheritdoc IMarginEngine
+    function healthOf(address[] calldata accounts) external view returns (Health[] memory out) {
+        out = new Health[](accounts.length);
+        for (uint256 i; i < accounts.length; ++i) {
+            Valuation memory v = _value(accounts[i]);
+            out[i] = Health({
+                margin: v.margin,
+                pendingLoss: v.pending,
+                equity: v.equity,
+                initialMargin: v.imr,
+                maintenanceMargin: v.mmr,
+                hasPositions: _marketLists[accounts[i]].length() != 0
+            });
+        }
+    }
+
+    // --- internal: orders ----------------------------------------------------------------------
+
+    /// @dev Moves both positions, charges fees and checks margins for a validated match.
+    function _executeFill(Market storage m, Fill memory f) internal {
+        int256 makerDelta = f.makerIsBuy ? int256(f.size) : -int256(f.size);
+        _settle(f.maker);
+        _settle(f.taker);
+        // Reduce-only exception: a party whose fill only reduces its position needs E ≥ MMR and
+        // a buffer E − MMR no lower than before; the buffer is read before anything moves.
+        (bool makerReduces, int256 makerBuffer) = _bufferIfReducing(f.maker, f.marketId, makerDelta);
+        (bool takerReduces, int256 takerBuffer) = _bufferIfReducing(f.taker, f.marketId, -makerDelta);
+
+        uint256 oiBefore = m.openInterest;
+        uint256 oi = _applyFill(f.maker, f.marketId, makerDelta, f.price, oiBefore);
+        oi = _applyFill(f.taker, f.marketId, -makerDelta, f.price, oi);
+        if (oi > oiBefore && oi > m.openInterestCap) revert OpenInterestCapExceeded(f.marketId, oi, m.openInterestCap);
+        m.openInterest = uint128(oi); // oi ≤ Σ |size| < 2^128 by the size bound on positions
+
+        uint256 notional = f.size.mulWadUp(f.price);
+        _emitTrade(f, _chargeFee(f.maker, notional, m.makerFeeRatio), _chargeFee(f.taker, notional, m.takerFeeRatio));
+
+        _checkMargin(f.maker, makerReduces, makerBuffer);
+        _checkMargin(f.taker, takerReduces, takerBuffer);
+    }
+
+    function _emitTrade(Fill memory f, uint256 makerFee, uint256 takerFee) internal {
+        emit Trade(
+            f.marketId, f.maker, f.taker, f.makerHash, f.takerHash, f.makerIsBuy, f.size, f.price, makerFee, takerFee
+        );
+    }
+
+    /// @dev Checks that do not depend on signatures or prices (docs/margin-math.md, checks 1–6).
+    function _checkMatch(Order calldata maker, Order calldata taker, uint256 fillSize)
+        internal
+        view
+        returns (Market storage m, Fill memory f)
+    {
+        if (fillSize == 0) revert ZeroFill();
+        uint256 marketId = maker.marketId;
+        if (taker.marketId != marketId) revert MarketMismatch(marketId, taker.marketId);
+        m = _market(marketId);
+        if (globalPaused || m.paused) revert TradingPaused(marketId);
+        if (maker.isBuy == taker.isBuy) revert SameSide();
+        if (maker.account == taker.account) revert SelfTrade(maker.account);
+        if (fillSize > MAX_VALUE) revert ValueOutOfRange(fillSize);
+        f.marketId = marketId;
+        f.maker = maker.account;
+        f.taker = taker.account;
+        f.makerIsBuy = maker.isBuy;
+        f.size = fillSize;
+        f.price = maker.limitPrice;
+    }
+
+    /// @dev The taker accepts the maker's price, and the price is within the band around a fresh
+    ///      oracle price (checks 8–9).
+    function _checkPrice(Market storage m, Fill memory f, bool takerIsBuy, uint256 takerLimit) internal view {
+        uint256 price = f.price;
+        if (takerIsBuy ? takerLimit < price : takerLimit > price) revert PriceIncompatible(price, takerLimit);
+        if (price > MAX_VALUE) revert ValueOutOfRange(price);
+        uint256 oraclePrice = ORACLE.priceOf(f.marketId);
+        uint256 band = oraclePrice.mulWadDown(m.priceBandRatio);
+        if (price > oraclePrice + band || price + band < oraclePrice) {
+            revert PriceOutsideBand(f.marketId, price, oraclePrice);
+        }
+    }
+
+    /// @dev Validates `order` for a fill of `fill` and records the fill. Check order: expiry,
+    ///      signature, nonce, cancellation, remaining size.
+    function _useOrder(Order calldata order, bytes calldata signature, uint256 fill) internal returns (bytes32 h) {
+        h = hashOrder(order);
+        if (block.timestamp > order.expiry) revert OrderExpired(h, order.expiry);
+        // tryRecover rejects malformed and high-s signatures and never yields a zero signer.
+        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(h, signature);
+        if (err != ECDSA.RecoverError.NoError || signer != order.account) revert InvalidSignature(h, order.account);
+        uint256 minNonce = minNonceOf[order.account];
+        if (order.nonce < minNonce) revert NonceTooLow(h, order.nonce, minNonce);
+        if (_cancelled[order.account][h]) revert OrderIsCancelled(h);
+        uint256 filled = filledOf[h];
+        if (filled + fill > order.size) revert OrderOverfilled(h, filled, fill, order.size);
+        filledOf[h] = filled + fill;
+    }
+
+    // --- internal: positions -------------------------------------------------------------------
+
+    /// @dev Applies a fill of signed `delta` at `price` to `account`'s position in `marketId`
+    ///      (docs/margin-math.md §"A fill"), realizes PnL into the margin, maintains the account's
+    ///      market list and returns the market's open interest updated from `oi`.
+    function _applyFill(address account, uint256 marketId, int256 delta, uint256 price, uint256 oi)
+        internal
+        returns (uint256)
+    {
+        Position storage p = _positions[account][marketId];
+        int256 s = p.size;
+        int256 n = p.openNotional;
+        int256 newSize = s + delta;
+        int256 newNotional;
+        int256 realized;
+        if (s == 0 || (s > 0) == (delta > 0)) {
+            newNotional = n + delta.mulWadCeil(price);
+        } else if (delta.abs() < s.abs()) {
+            int256 closedBasis = n.mulDivCeil(delta.abs(), s.abs());
+            realized = -delta.mulWadCeil(price) - closedBasis;
+            newNotional = n - closedBasis;
+        } else {
+            // Close the whole position; a flip then opens the remainder from zero.
+            realized = -(-s).mulWadCeil(price) - n;
+            newNotional = newSize == 0 ? int256(0) : newSize.mulWadCeil(price);
+        }
+
+        uint256 list = _marketLists[account];
+        if (s == 0) {
+            if (list.length() >= MAX_MARKETS_PER_ACCOUNT) revert TooManyMarkets(account);
+            _marketLists[account] = list.push(marketId);
+        } else if (newSize == 0) {
+            _marketLists[account] = list.remove(marketId);
+        }
+        // A position that opens or flips joins its new side at the side's current loss index.
+        if (newSize != 0 && (s == 0 || (s > 0) != (newSize > 0))) {
+            p.lossSnapshot = _markets[marketId].lossIndex[newSize > 0 ? LONG : SHORT];
+        }
+        p.size = newSize.toInt128();
+        p.openNotional = newNotional.toInt128();
+        if (realized != 0) VAULT.adjustMargin(account, realized);
+        emit PositionChanged(account, marketId, newSize, newNotional, realized);
+
+        // Open interest is Σ long size: only the long parts of the old and new sizes count.
+        uint256 longBefore = s > 0 ? uint256(s) : 0;
+        uint256 longAfter = newSize > 0 ? uint256(newSize) : 0;
+        return oi + longAfter - longBefore;
+    }
+
+    /// @dev Charges `notional · ratio` (rounded up, then up to a whole token unit) to the fund.
+    function _chargeFee(address account, uint256 notional, uint256 ratio) internal returns (uint256 feeTokens) {
+        feeTokens = notional.mulWadUp(ratio).ceilDiv(SCALE);
+        if (feeTokens != 0) VAULT.payToFund(account, feeTokens);
+    }
+
+    /// @dev Settles `account`'s pending socialized loss into its margin and moves its snapshots.
+    function _settle(address account) internal {
+        uint256 list = _marketLists[account];
+        uint256 total;
+        for (uint256 i; i < list.length(); ++i) {
+            uint256 marketId = list.at(i);
+            Position storage p = _positions[account][marketId];
+            uint256 index = _markets[marketId].lossIndex[p.size > 0 ? LONG : SHORT];
+            if (index != p.lossSnapshot) {
+                total += uint256(int256(p.size).abs()).mulWadUp(index - p.lossSnapshot);
+                p.lossSnapshot = index;
+            }
+        }
+        if (total != 0) {
+            VAULT.adjustMargin(account, -total.toInt256());
+            emit LossSettled(account, total);
+        }
+    }
+
+    /// @dev Pending loss of one position: `|size| · (L[side] − snapshot)`, rounded up.
+    function _pendingLoss(Position storage p, uint256 marketId) internal view returns (uint256) {
+        uint256 index = _markets[marketId].lossIndex[p.size > 0 ? LONG : SHORT];
+        return uint256(int256(p.size).abs()).mulWadUp(index - p.lossSnapshot);
+    }
+
+    // --- internal: margin ----------------------------------------------------------------------
+
+    /// @dev Values `account` at oracle prices. Reads no oracle when it holds no position.
+    function _value(address account) internal view returns (Valuation memory v) {
+        v.margin = VAULT.marginOf(account);
+        int256 unrealized;
+        uint256 list = _marketLists[account];
+        for (uint256 i; i < list.length(); ++i) {
+            uint256 marketId = list.at(i);
+            Market storage m = _markets[marketId];
+            Position storage p = _positions[account][marketId];
+            uint256 price = ORACLE.priceOf(marketId);
+            int256 size = p.size;
+            unrealized += size.mulWadFloor(price) - p.openNotional;
+            uint256 notional = size.abs().mulWadUp(price);
+            v.imr += notional.mulWadUp(m.imRatio);
+            v.mmr += notional.mulWadUp(m.mmRatio);
+            v.pending += _pendingLoss(p, marketId);
+        }
+        v.equity = v.margin - v.pending.toInt256() + unrealized;
+    }
+
+    /// @dev `F = min(margin − pending, E) − IMR`.
+    function _freeCollateral(Valuation memory v) internal pure returns (int256) {
+        return FixedPointMath.min(v.margin - v.pending.toInt256(), v.equity) - v.imr.toInt256();
+    }
+
+    /// @dev Whether a fill of `delta` only reduces `account`'s position in `marketId` (smaller, not
+    ///      crossing zero), and if so its buffer `E − MMR` before the fill.
+    function _bufferIfReducing(address account, uint256 marketId, int256 delta)
+        internal
+        view
+        returns (bool reduces, int256 buffer)
+    {
+        int256 s = _positions[account][marketId].size;
+        reduces = s != 0 && (s > 0) != (delta > 0) && delta.abs() <= s.abs();
+        if (reduces) {
+            Valuation memory v = _value(account);
+            buffer = v.equity - v.mmr.toInt256();
+        }
+    }
+
+    /// @dev After a fill: `E ≥ IMR`, or for a reducing party `E ≥ MMR` and its buffer not lower.
+    function _checkMargin(address account, bool reduces, int256 bufferBefore) internal view {
+        Valuation memory v = _value(account);
+        if (v.equity >= v.imr.toInt256()) return;
+        if (reduces) {
+            int256 buffer = v.equity - v.mmr.toInt256();
+            if (buffer >= 0 && buffer >= bufferBefore) return;
+        }
+        revert InsufficientMargin(account, v.equity, v.imr);
+    }
+
+    // --- internal: markets ---------------------------------------------------------------------
+
+    function _market(uint256 marketId) internal view returns (Market storage) {
+        if (marketId >= _markets.length) revert UnknownMarket(marketId);
+        return _markets[marketId];
+    }
+
+    /// @dev Checks the hard bounds and stores `params` (DESIGN §10); registers the feed.
+    function _setParams(uint256 marketId, MarketParams calldata params) internal {
+        uint256 mm = params.mmRatio;
+        if (mm == 0) revert InvalidMarketParam("mmRatio", mm);
+        if (params.imRatio <= mm || params.imRatio > WAD) revert InvalidMarketParam("imRatio", params.imRatio);
+        if (params.keeperRewardRatio >= mm) revert InvalidMarketParam("keeperRewardRatio", params.keeperRewardRatio);
+        if (params.insuranceFeeRatio >= mm) revert InvalidMarketParam("insuranceFeeRatio", params.insuranceFeeRatio);
+        if (params.makerFeeRatio >= mm) revert InvalidMarketParam("makerFeeRatio", params.makerFeeRatio);
+        if (params.takerFeeRatio >= mm) revert InvalidMarketParam("takerFeeRatio", params.takerFeeRatio);
+        if (params.priceBandRatio == 0 || params.priceBandRatio >= WAD) {
+            revert InvalidMarketParam("priceBandRatio", params.priceBandRatio);
+        }
+        if (params.heartbeat == 0) revert InvalidMarketParam("heartbeat", 0);
+        if (params.openInterestCap == 0 || params.openInterestCap > MAX_VALUE) {
+            revert InvalidMarketParam("openInterestCap", params.openInterestCap);
+        }
+        if (address(params.feed) == address(0)) revert InvalidMarketParam("feed", 0);
+
+        Market storage m = _markets[marketId];
+        // Every ratio is < 1e18 < 2^64 after the checks above, so the casts are exact.
+        m.imRatio = uint64(params.imRatio);
+        m.mmRatio = uint64(mm);
+        m.keeperRewardRatio = uint64(params.keeperRewardRatio);
+        m.insuranceFeeRatio = uint64(params.insuranceFeeRatio);
+        m.priceBandRatio = uint64(params.priceBandRatio);
+        m.makerFeeRatio = uint64(params.makerFeeRatio);
+        m.takerFeeRatio = uint64(params.takerFeeRatio);
+        m.openInterestCap = uint128(params.openInterestCap);
+        ORACLE.setFeed(marketId, params.feed, params.heartbeat);
+    }
+}

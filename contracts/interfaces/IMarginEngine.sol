@@ -1,0 +1,238 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {AggregatorV3Interface} from "./AggregatorV3Interface.sol";
+import {IMarginAuthority} from "./IMarginAuthority.sol";
+
+/// @title IMarginEngine
+/// @notice Markets, positions, EIP-712 signed-order trading and cross-margin requirements
+///         (DESIGN §2, §3). The exact integer rules are in `docs/margin-math.md`.
+/// @dev Units: money and prices in WAD (1e18 = one token / one quote per base unit), sizes in
+///      signed WAD base units (long > 0), ratios in WAD. Every rounding goes against the account.
+///
+///      Trust assumptions: the oracle adapter returns fair, fresh prices or reverts; the admin sets
+///      market parameters only within the hard bounds checked here; the guardian can pause trading
+///      but never withdrawals of free collateral. No function lets anyone move an account's margin
+///      except the account's own signed orders, its withdrawals, and the rules below.
+interface IMarginEngine is IMarginAuthority {
+    /// @notice Parameters of a market, as given to `addMarket` / `updateMarket`.
+    /// @param feed Chainlink price feed (registered with the oracle adapter under the market id).
+    /// @param heartbeat Maximum feed answer age in seconds (> 0).
+    /// @param imRatio Initial margin ratio, `mmRatio < imRatio ≤ 1e18`.
+    /// @param mmRatio Maintenance margin ratio, `0 < mmRatio`.
+    /// @param keeperRewardRatio Liquidation reward per liquidated notional, `< mmRatio`.
+    /// @param insuranceFeeRatio Liquidation fee to the fund per notional, `< mmRatio`.
+    /// @param priceBandRatio Maximum relative distance of a fill price from the oracle, `0 < band < 1e18`.
+    /// @param makerFeeRatio Trading fee of the maker per notional, `< mmRatio`.
+    /// @param takerFeeRatio Trading fee of the taker per notional, `< mmRatio`.
+    /// @param openInterestCap Maximum Σ long size in WAD base units (> 0).
+    struct MarketParams {
+        AggregatorV3Interface feed;
+        uint256 heartbeat;
+        uint256 imRatio;
+        uint256 mmRatio;
+        uint256 keeperRewardRatio;
+        uint256 insuranceFeeRatio;
+        uint256 priceBandRatio;
+        uint256 makerFeeRatio;
+        uint256 takerFeeRatio;
+        uint256 openInterestCap;
+    }
+
+    /// @notice A signed order (EIP-712 type `Order`, domain `Backstop`/`1`).
+    /// @param account The trader whose position and margin the order moves; must be the signer.
+    /// @param marketId The market.
+    /// @param isBuy True to buy (go longer), false to sell.
+    /// @param size Maximum total fill in WAD base units, over all partial fills.
+    /// @param limitPrice Worst acceptable price in WAD; a maker's fills happen at exactly this price.
+    /// @param nonce Any value ≥ the account's minimum nonce; raising the minimum cancels older orders.
+    /// @param expiry Last valid timestamp (inclusive).
+    // Field order is the EIP-712 type's, fixed by the spec; orders live in calldata, not storage.
+    // solhint-disable-next-line gas-struct-packing
+    struct Order {
+        address account;
+        uint256 marketId;
+        bool isBuy;
+        uint256 size;
+        uint256 limitPrice;
+        uint256 nonce;
+        uint256 expiry;
+    }
+
+    /// @notice An account's health at current oracle prices (see `healthOf`).
+    struct Health {
+        int256 margin;
+        uint256 pendingLoss;
+        int256 equity;
+        uint256 initialMargin;
+        uint256 maintenanceMargin;
+        bool hasPositions;
+    }
+
+    // --- errors --------------------------------------------------------------------------------
+
+    /// @notice A market parameter is outside its hard bound.
+    error InvalidMarketParam(string param, uint256 value);
+    /// @notice No market with this id.
+    error UnknownMarket(uint256 marketId);
+    /// @notice The market-id space (65,535 markets) is exhausted.
+    error TooManyMarketsListed();
+    /// @notice Trading is paused globally or in `marketId`.
+    error TradingPaused(uint256 marketId);
+    /// @notice A fill of zero size.
+    error ZeroFill();
+    /// @notice The two orders are for different markets.
+    error MarketMismatch(uint256 makerMarketId, uint256 takerMarketId);
+    /// @notice Both orders buy, or both sell.
+    error SameSide();
+    /// @notice Both orders belong to the same account.
+    error SelfTrade(address account);
+    /// @notice The order's expiry has passed.
+    error OrderExpired(bytes32 orderHash, uint256 expiry);
+    /// @notice The signature does not recover the order's account (or is malformed / high-s).
+    error InvalidSignature(bytes32 orderHash, address account);
+    /// @notice The order's nonce is below the account's minimum nonce.
+    error NonceTooLow(bytes32 orderHash, uint256 nonce, uint256 minNonce);
+    /// @notice The order was cancelled by its account.
+    error OrderIsCancelled(bytes32 orderHash);
+    /// @notice The fill would take the order past its size.
+    error OrderOverfilled(bytes32 orderHash, uint256 filled, uint256 fill, uint256 size);
+    /// @notice The taker's limit does not accept the maker's price.
+    error PriceIncompatible(uint256 makerPrice, uint256 takerLimit);
+    /// @notice The fill price is further than the band from the oracle price.
+    error PriceOutsideBand(uint256 marketId, uint256 price, uint256 oraclePrice);
+    /// @notice The fill would raise open interest above the cap.
+    error OpenInterestCapExceeded(uint256 marketId, uint256 openInterest, uint256 cap);
+    /// @notice After the action `account` would be under its requirement.
+    error InsufficientMargin(address account, int256 equity, uint256 required);
+    /// @notice The fill would give `account` a position in more than `MAX_MARKETS_PER_ACCOUNT` markets.
+    error TooManyMarkets(address account);
+    /// @notice The new minimum nonce is not above the current one.
+    error NonceNotIncreasing(uint256 current, uint256 requested);
+    /// @notice Only the collateral vault may call this.
+    error NotVault(address caller);
+    /// @notice A size or price does not fit the position's 128-bit storage.
+    error ValueOutOfRange(uint256 value);
+
+    // --- events --------------------------------------------------------------------------------
+
+    /// @notice A market was listed with `params`.
+    event MarketAdded(uint256 indexed marketId, MarketParams params);
+    /// @notice A market's parameters were changed to `params`.
+    event MarketUpdated(uint256 indexed marketId, MarketParams params);
+    /// @notice Trading in `marketId` was paused or resumed.
+    event MarketPaused(uint256 indexed marketId, bool paused);
+    /// @notice Trading in every market was paused or resumed.
+    event GlobalPaused(bool paused);
+    /// @notice Two orders were matched for `size` at `price`.
+    event Trade(
+        uint256 indexed marketId,
+        address indexed maker,
+        address indexed taker,
+        bytes32 makerOrderHash,
+        bytes32 takerOrderHash,
+        bool makerIsBuy,
+        uint256 size,
+        uint256 price,
+        uint256 makerFeeTokens,
+        uint256 takerFeeTokens
+    );
+    /// @notice `account`'s position in `marketId` is now `(size, openNotional)`; `realizedPnl` went
+    ///         to its margin.
+    event PositionChanged(
+        address indexed account, uint256 indexed marketId, int256 size, int256 openNotional, int256 realizedPnl
+    );
+    /// @notice `account` cancelled the order with `orderHash`.
+    event OrderCancelled(address indexed account, bytes32 indexed orderHash);
+    /// @notice `account` invalidated every order with a nonce below `minNonce`.
+    event MinNonceRaised(address indexed account, uint256 minNonce);
+    /// @notice `amount` of pending socialized loss was settled into `account`'s margin.
+    event LossSettled(address indexed account, uint256 amount);
+
+    // --- admin and guardian --------------------------------------------------------------------
+
+    /// @notice Lists a market (admin). Registers its feed with the oracle adapter.
+    /// @return marketId The new market's id (0, 1, 2, ...).
+    function addMarket(MarketParams calldata params) external returns (uint256 marketId);
+
+    /// @notice Changes a market's parameters within the same bounds (admin).
+    function updateMarket(uint256 marketId, MarketParams calldata params) external;
+
+    /// @notice Pauses or resumes trading in one market (guardian). Liquidation, settlement and
+    ///         withdrawals continue.
+    function setMarketPaused(uint256 marketId, bool paused) external;
+
+    /// @notice Pauses or resumes trading in every market (guardian).
+    function setGlobalPaused(bool paused) external;
+
+    // --- trading -------------------------------------------------------------------------------
+
+    /// @notice Matches `maker` with `taker` for `fillSize` at the maker's limit price. Anyone may
+    ///         submit a match. Checks, in order: see `docs/margin-math.md`.
+    function matchOrders(
+        Order calldata maker,
+        bytes calldata makerSignature,
+        Order calldata taker,
+        bytes calldata takerSignature,
+        uint256 fillSize
+    ) external;
+
+    /// @notice Cancels the caller's orders with these hashes.
+    function cancelOrders(bytes32[] calldata orderHashes) external;
+
+    /// @notice Invalidates every order of the caller with a nonce below `minNonce`.
+    function raiseMinNonce(uint256 minNonce) external;
+
+    /// @notice Settles `account`'s pending socialized loss into its margin. Anyone may call.
+    function settle(address account) external;
+
+    // --- views ---------------------------------------------------------------------------------
+
+    /// @notice The EIP-712 digest of `order` (what its account signs).
+    function hashOrder(Order calldata order) external view returns (bytes32);
+
+    /// @notice How much of the order with this hash has been filled.
+    function filledOf(bytes32 orderHash) external view returns (uint256);
+
+    /// @notice Whether `account` cancelled `orderHash`.
+    function isCancelled(address account, bytes32 orderHash) external view returns (bool);
+
+    /// @notice The minimum valid nonce of `account`.
+    function minNonceOf(address account) external view returns (uint256);
+
+    /// @notice Parameters of `marketId`.
+    function marketParams(uint256 marketId) external view returns (MarketParams memory);
+
+    /// @notice Number of listed markets.
+    function marketCount() external view returns (uint256);
+
+    /// @notice Σ long size (= Σ short size) in `marketId`.
+    function openInterestOf(uint256 marketId) external view returns (uint256);
+
+    /// @notice Whether trading is paused in `marketId` (or globally).
+    function isPaused(uint256 marketId) external view returns (bool);
+
+    /// @notice `account`'s position in `marketId`.
+    function positionOf(address account, uint256 marketId) external view returns (int256 size, int256 openNotional);
+
+    /// @notice The markets `account` holds positions in, in the order they were opened.
+    function marketsOf(address account) external view returns (uint256[] memory);
+
+    /// @notice Socialized loss charged to `account` but not yet settled into its margin.
+    function pendingLossOf(address account) external view returns (uint256);
+
+    /// @notice `E = margin − pending + Σ unrealized PnL` at oracle prices.
+    function equityOf(address account) external view returns (int256);
+
+    /// @notice `IMR = Σ notional · imRatio`.
+    function initialMarginOf(address account) external view returns (uint256);
+
+    /// @notice `MMR = Σ notional · mmRatio`.
+    function maintenanceMarginOf(address account) external view returns (uint256);
+
+    /// @notice `F = min(margin − pending, E) − IMR`, signed; what `withdraw` allows after settling.
+    function freeCollateralOf(address account) external view returns (int256);
+
+    /// @notice Health of every account in `accounts`, one call per keeper batch.
+    function healthOf(address[] calldata accounts) external view returns (Health[] memory);
+}

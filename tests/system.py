@@ -1,0 +1,276 @@
+"""A deployed Backstop suite driven in lockstep with the reference model.
+
+Every action goes to the model first. If the model predicts a revert, the same call is simulated on
+chain with ``eth_call`` and the revert's error selector must be the one the model named; nothing is
+sent. Otherwise the transaction is sent and must succeed. ``check`` then compares every observable
+of the contracts with the model, exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from eth_utils import keccak
+from web3.exceptions import ContractLogicError as Web3LogicError
+
+from backstop.model import MarketParams, Model, ModelRevert
+from backstop.orders import Order, recover_signer, sign_order, to_tuple
+from backstop.units import WAD
+
+FEED_DECIMALS = 8
+FAR_FUTURE = 2**40
+ZERO_ADDRESS = "0x" + "00" * 20
+PERCENT = WAD // 100
+
+
+def ratio(percent: str | int) -> int:
+    """``ratio("2.5")`` → 0.025 in WAD (exact for up to 16 decimal places of percent)."""
+    from decimal import Decimal
+
+    return int(Decimal(str(percent)) * WAD // 100)
+
+
+def error_selectors(project) -> dict[str, bytes]:
+    """Custom error name → 4-byte selector, over every contract in the project."""
+    out: dict[str, bytes] = {}
+    for name in ("MarginEngine", "CollateralVault", "OracleAdapter"):
+        for item in getattr(project, name).contract_type.abi:
+            if item.type == "error":
+                sig = f"{item.name}({','.join(i.canonical_type for i in item.inputs)})"
+                out[item.name] = keccak(text=sig)[:4]
+    return out
+
+
+@dataclass
+class Signed:
+    order: Order
+    signature: bytes
+
+
+@dataclass
+class MarketSpec:
+    """Contract-side parameters of a market with sensible test defaults (ratios in WAD)."""
+
+    im_ratio: int = 10 * PERCENT
+    mm_ratio: int = 5 * PERCENT
+    keeper_reward_ratio: int = 1 * PERCENT
+    insurance_fee_ratio: int = 1 * PERCENT
+    price_band_ratio: int = 5 * PERCENT
+    maker_fee_ratio: int = 0
+    taker_fee_ratio: int = 0
+    oi_cap: int = 10**9 * WAD
+    heartbeat: int = 86_400
+
+    def model_params(self) -> MarketParams:
+        return MarketParams(
+            im_ratio=self.im_ratio,
+            mm_ratio=self.mm_ratio,
+            keeper_reward_ratio=self.keeper_reward_ratio,
+            insurance_fee_ratio=self.insurance_fee_ratio,
+            price_band_ratio=self.price_band_ratio,
+            maker_fee_ratio=self.maker_fee_ratio,
+            taker_fee_ratio=self.taker_fee_ratio,
+            oi_cap=self.oi_cap,
+        )
+
+    def contract_params(self, feed) -> tuple:
+        return (
+            feed.address,
+            self.heartbeat,
+            self.im_ratio,
+            self.mm_ratio,
+            self.keeper_reward_ratio,
+            self.insurance_fee_ratio,
+            self.price_band_ratio,
+            self.maker_fee_ratio,
+            self.taker_fee_ratio,
+            self.oi_cap,
+        )
+
+
+class System:
+    """Token, oracle adapter, vault and engine, wired as in production, plus the model."""
+
+    def __init__(self, project, chain, deployer, fund, decimals: int = 6):
+        self.project = project
+        self.chain = chain
+        self.deployer = deployer
+        self.fund = fund
+        self.decimals = decimals
+        self.token = project.MockERC20.deploy("USD Coin", "USDC", decimals, sender=deployer)
+        self.oracle = project.OracleAdapter.deploy(deployer, sender=deployer)
+        self.vault = project.CollateralVault.deploy(self.token, sender=deployer)
+        self.engine = project.MarginEngine.deploy(self.vault, self.oracle, deployer, sender=deployer)
+        self.oracle.grantRole(self.oracle.ORACLE_ADMIN_ROLE(), self.engine, sender=deployer)
+        self.vault.wire(self.engine, fund, sender=deployer)
+        self.model = Model(decimals)
+        self.feeds: list[Any] = []
+        self.selectors = error_selectors(project)
+        self.chain_id = chain.chain_id
+        self._nonces: dict[str, int] = {}
+
+    # --- markets and prices ------------------------------------------------------------------------
+
+    def add_market(self, price_wad: int, spec: MarketSpec | None = None) -> int:
+        spec = spec or MarketSpec()
+        feed = self.project.MockAggregator.deploy(
+            FEED_DECIMALS, self._answer(price_wad), "TEST / USD", sender=self.deployer
+        )
+        self.engine.addMarket(spec.contract_params(feed), sender=self.deployer)
+        market_id = self.model.add_market(spec.model_params(), price_wad)
+        self.feeds.append(feed)
+        return market_id
+
+    def set_price(self, market_id: int, price_wad: int) -> None:
+        self.feeds[market_id].setAnswer(self._answer(price_wad), sender=self.deployer)
+        self.model.set_price(market_id, price_wad)
+
+    def set_paused(self, market_id: int, paused: bool) -> None:
+        self.engine.setMarketPaused(market_id, paused, sender=self.deployer)
+        self.model.set_paused(market_id, paused)
+
+    def set_global_paused(self, paused: bool) -> None:
+        self.engine.setGlobalPaused(paused, sender=self.deployer)
+        self.model.set_global_paused(paused)
+
+    @staticmethod
+    def _answer(price_wad: int) -> int:
+        scale = 10 ** (18 - FEED_DECIMALS)
+        assert price_wad % scale == 0, "test prices must be representable with 8 feed decimals"
+        return price_wad // scale
+
+    # --- vault ---------------------------------------------------------------------------------------
+
+    def deposit(self, account, amount_tokens: int):
+        self.token.mint(account, amount_tokens, sender=self.deployer)
+        self.token.approve(self.vault, amount_tokens, sender=account)
+        result = self._run(
+            lambda: self.model.deposit(account.address, amount_tokens),
+            self.vault.deposit,
+            (amount_tokens,),
+            account,
+        )
+        assert not isinstance(result, ModelRevert), f"deposit expected to succeed was rejected: {result}"
+        return result
+
+    def withdraw(self, account, amount_tokens: int):
+        return self._run(
+            lambda: self.model.withdraw(account.address, amount_tokens),
+            self.vault.withdraw,
+            (amount_tokens,),
+            account,
+        )
+
+    def settle(self, account, sender):
+        return self._run(lambda: self.model.settle(account.address), self.engine.settle, (account,), sender)
+
+    # --- orders and trades ---------------------------------------------------------------------------
+
+    def order(
+        self,
+        account,
+        market_id: int,
+        is_buy: bool,
+        size: int,
+        price: int,
+        *,
+        nonce: int | None = None,
+        expiry: int = FAR_FUTURE,
+        signer=None,
+    ) -> Signed:
+        """A signed order; by default signed by its own account with a fresh nonce."""
+        if nonce is None:
+            nonce = self._nonces.get(account.address, 0)
+            self._nonces[account.address] = nonce + 1
+        order = Order(account.address, market_id, is_buy, size, price, nonce, expiry)
+        key = (signer or account).private_key
+        return Signed(order, sign_order(order, key, self.chain_id, self.engine.address))
+
+    def match(self, maker: Signed, taker: Signed, fill: int, sender=None):
+        def model_call():
+            self.model.now = self.chain.pending_timestamp
+            self.model.match(maker.order, self._signer_ok(maker), taker.order, self._signer_ok(taker), fill)
+
+        args = (to_tuple(maker.order), maker.signature, to_tuple(taker.order), taker.signature, fill)
+        return self._run(model_call, self.engine.matchOrders, args, sender or self.deployer)
+
+    def trade(self, buyer, seller, market_id: int, size: int, price: int, *, maker: str = "seller"):
+        """Signs one order per side at ``price`` and fills them fully (maker defaults to the seller)."""
+        buy = self.order(buyer, market_id, True, size, price)
+        sell = self.order(seller, market_id, False, size, price)
+        result = self.match(sell, buy, size) if maker == "seller" else self.match(buy, sell, size)
+        assert not isinstance(result, ModelRevert), f"trade expected to succeed was rejected: {result}"
+        return result
+
+    def cancel(self, account, signed: Signed):
+        digest = self.engine.hashOrder(to_tuple(signed.order))
+        self.engine.cancelOrders([digest], sender=account)
+        self.model.cancel(account.address, signed.order)
+
+    def raise_min_nonce(self, account, nonce: int):
+        return self._run(
+            lambda: self.model.set_min_nonce(account.address, nonce),
+            self.engine.raiseMinNonce,
+            (nonce,),
+            account,
+        )
+
+    def _signer_ok(self, signed: Signed) -> bool:
+        signer = recover_signer(signed.order, signed.signature, self.chain_id, self.engine.address)
+        return signer is not None and signer.lower() == signed.order.account.lower()
+
+    # --- lockstep execution --------------------------------------------------------------------------
+
+    def _run(self, model_call, method, args: tuple, sender):
+        """Runs ``model_call``; then sends the transaction, or, if the model reverted, checks that
+        the chain reverts with the same custom error (simulated, nothing sent)."""
+        try:
+            model_call()
+        except ModelRevert as expected:
+            got = self.revert_selector(method, args, sender)
+            assert got == self.selectors[expected.name], (
+                f"model reverts {expected}, chain reverts with selector {got.hex()} "
+                f"({self._name_of(got)})"
+            )
+            return expected
+        return method(*args, sender=sender)
+
+    def revert_selector(self, method, args: tuple, sender) -> bytes:
+        """The 4-byte error selector the chain reverts with for this call (fails if it succeeds)."""
+        tx = method.as_transaction(*args, sender=sender)
+        web3 = self.chain.provider.web3
+        try:
+            web3.eth.call({"from": sender.address, "to": tx.receiver, "data": bytes(tx.data)})
+        except Web3LogicError as err:
+            data = err.data if isinstance(err.data, str) else "0x"
+            return bytes.fromhex(data.removeprefix("0x"))[:4]
+        raise AssertionError(f"{method} succeeded on chain where the model expected a revert")
+
+    def _name_of(self, selector: bytes) -> str:
+        return next((n for n, s in self.selectors.items() if s == selector), "unknown")
+
+    # --- comparison ----------------------------------------------------------------------------------
+
+    def check(self, *accounts) -> None:
+        """Every observable of every given account, the markets, the token flows and the solvency
+        identity equal the model's, exactly."""
+        engine, vault, model = self.engine, self.vault, self.model
+        for account in accounts:
+            a = account.address
+            assert vault.marginOf(a) == model.margin(a), f"margin of {a}"
+            assert list(engine.marketsOf(a)) == model.markets_of(a), f"markets of {a}"
+            for m in range(len(self.feeds)):
+                assert tuple(engine.positionOf(a, m)) == model.position(a, m), f"position of {a} in {m}"
+            assert engine.pendingLossOf(a) == model.pending_loss(a), f"pending loss of {a}"
+            assert engine.equityOf(a) == model.equity(a), f"equity of {a}"
+            assert engine.initialMarginOf(a) == model.initial_margin(a), f"IMR of {a}"
+            assert engine.maintenanceMarginOf(a) == model.maintenance_margin(a), f"MMR of {a}"
+            assert engine.freeCollateralOf(a) == model.free_collateral(a), f"free collateral of {a}"
+        for m in range(len(self.feeds)):
+            assert engine.openInterestOf(m) == model.open_interest(m), f"open interest of {m}"
+        assert self.token.balanceOf(vault) == model.vault_tokens, "vault token balance"
+        assert self.token.balanceOf(self.fund) == model.fund_tokens, "fund token balance"
+        assert vault.totalMargin() == model.total_margin(), "total margin"
+        solvency = model.solvency()
+        assert solvency["dust"] >= 0, f"negative dust {solvency}"
