@@ -1,16 +1,21 @@
-"""Exact-integer reference model of the collateral vault and the margin engine.
+"""Exact-integer reference model of the collateral vault, the margin engine and the insurance fund.
 
-The executable spec of DESIGN.md §2-§3, §5 (index bookkeeping) and §9, with the rounding of
-docs/margin-math.md bit for bit: Python ints only, money and prices in WAD, sizes in signed WAD
-base units, token amounts in the token's own units (``SCALE = 10**(18 - decimals)`` WAD each).
+The executable spec of DESIGN.md §2-§6 and §9, with the rounding of docs/margin-math.md bit for bit:
+Python ints only, money and prices in WAD, sizes in signed WAD base units, token amounts in the
+token's own units (``SCALE = 10**(18 - decimals)`` WAD each).
 
 Every mutating method is a transaction: if it raises :class:`ModelRevert` (a Solidity custom error,
 same name) the model is left exactly as it was, as a reverted call leaves the chain.
 
 Socialized loss is kept as per-market, per-side cumulative indices ``L[m][LONG|SHORT]`` (WAD loss per
-WAD of size) and a per-position snapshot. Touching an account (trade, withdraw, ``settle``) moves
-``mulWadUp(|size|, L - snapshot)`` from its margin and resets the snapshot. Only the test hook
-:meth:`Model.bump_loss_index` moves an index for now; liquidation and the insurance fund come later.
+WAD of size) and a per-position snapshot. :meth:`Model.liquidate` raises an index when the insurance
+fund cannot cover a deficit; touching an account (trade, withdraw, liquidation, ``settle``) moves
+``mulWadUp(|size|, L - snapshot)`` from its margin and resets the snapshot. The signed running total
+``unsettled_loss`` (+R_m at socialization, -s at each settlement) makes the solvency identity O(1).
+
+The insurance fund is an ERC-4626 vault (OpenZeppelin 5.1 math, decimals offset 6) whose assets are
+``fund_tokens``; stakers exit through ``request_unstake`` -> cooldown -> ``unstake``/``fund_withdraw``
+inside a window, paid ``min(value at request, value at exit)``. Stakers' wallets are not modelled.
 """
 
 from __future__ import annotations
@@ -127,6 +132,15 @@ class AccountState:
     min_nonce: int = 0
 
 
+@dataclass
+class WithdrawRequest:
+    """A staker's pending exit from the insurance fund."""
+
+    shares: int  # shares still covered by the request, > 0 while stored
+    assets: int  # token units those shares were worth at the request (shrinks pro-rata on exit)
+    requested_at: int  # timestamp of the request
+
+
 @dataclass(frozen=True)
 class Health:
     """An account's figures at the current prices, all WAD: ``E = margin - pending + upnl``."""
@@ -174,11 +188,32 @@ class Model:
     """The vault + margin engine in exact integers. Accounts are address strings (case-insensitive)."""
 
     MAX_MARKETS_PER_ACCOUNT = 8
+    #: ERC-4626 ``_decimalsOffset()`` of the insurance fund: 10**6 virtual shares, one virtual asset.
+    FUND_DECIMALS_OFFSET = 6
 
-    def __init__(self, token_decimals: int = 6) -> None:
+    def __init__(
+        self,
+        token_decimals: int = 6,
+        cooldown: int = 7 * 86400,
+        window: int = 2 * 86400,
+        floor_tokens: int = 0,
+        per_event_cap_tokens: int = 0,
+    ) -> None:
+        if min(cooldown, window, floor_tokens, per_event_cap_tokens) < 0:
+            raise ValueError("fund parameters are unsigned")
         self.scale: int = token_scale(token_decimals)
         self.vault_tokens: int = 0  # token units held by the vault
-        self.fund_tokens: int = 0  # token units the insurance fund received (fees)
+        self.fund_tokens: int = 0  # token units held by the insurance fund: its ERC-4626 totalAssets
+        # Insurance fund (immutable parameters, then ERC-4626 share ledger and exit requests).
+        self.cooldown: int = cooldown
+        self.window: int = window
+        self.floor_tokens: int = floor_tokens
+        self.per_event_cap_tokens: int = per_event_cap_tokens  # 0 = no cap
+        self.fund_total_shares: int = 0  # ERC-20 totalSupply of fund shares
+        self.fund_balances: dict[str, int] = {}
+        self.withdraw_requests: dict[str, WithdrawRequest] = {}
+        # Σ socialized loss not yet settled into margins (signed: settlements round up).
+        self.unsettled_loss: int = 0
         self.now: int = 0  # block timestamp, set by the caller
         self.paused_global: bool = False
         self.stale: set[int] = set()  # markets whose oracle the caller declares unusable
@@ -226,7 +261,14 @@ class Model:
 
     @_atomic
     def bump_loss_index(self, market_id: int, side: int, delta: int) -> None:
-        """Test hook: ``L[market_id][side] += delta`` (WAD loss per WAD of size, delta ≥ 0)."""
+        """Test hook: ``L[market_id][side] += delta`` (WAD loss per WAD of size, delta ≥ 0).
+
+        Deprecated: only real liquidations socialize losses now. The bump moves the index and nothing
+        else (``unsettled_loss`` is untouched), so the loss it creates has no counterpart anywhere:
+        when settled it leaves margins and ``unsettled_loss`` by the same amount, so ``solvency()``
+        stays an exact identity with unchanged dust, but it no longer means "every liability is
+        funded" for the bumped amount. There is no such hook on chain.
+        """
         if side not in (LONG, SHORT) or delta < 0:
             raise ValueError("side must be LONG or SHORT and delta non-negative")
         self._market(market_id).loss_index[side] += delta
@@ -256,6 +298,80 @@ class Model:
     def settle(self, account: str) -> None:
         """Touches ``account``: settles its pending socialized loss into its margin."""
         self._touch(account)
+
+    # --- insurance fund (ERC-4626) ----------------------------------------------------------------
+
+    @_atomic
+    def stake(self, account: str, amount_tokens: int) -> int:
+        """ERC-4626 ``deposit(amount, account)``: mints ``convertToShares(amount)`` (rounded down).
+
+        A zero deposit is allowed and mints 0 shares, as in OpenZeppelin. Returns the shares minted.
+        """
+        if amount_tokens < 0:
+            raise ValueError("token amounts are unsigned")
+        shares = self.convert_to_shares(amount_tokens)
+        self.fund_tokens += amount_tokens
+        self.fund_total_shares += shares
+        key = _key(account)
+        self.fund_balances[key] = self.fund_balances.get(key, 0) + shares
+        return shares
+
+    @_atomic
+    def donate_to_fund(self, amount_tokens: int) -> None:
+        """A plain token transfer to the fund: raises ``totalAssets`` and so the share price."""
+        if amount_tokens < 0:
+            raise ValueError("token amounts are unsigned")
+        self.fund_tokens += amount_tokens
+
+    @_atomic
+    def request_unstake(self, account: str, shares: int) -> None:
+        """``requestWithdraw(shares)``: ``0 < shares ≤ balance``; records the shares' value now.
+
+        Replaces any earlier request of ``account``.
+        """
+        balance = self.fund_shares(account)
+        if shares <= 0 or shares > balance:
+            raise ModelRevert("InvalidWithdrawRequest", shares, balance)
+        self.withdraw_requests[_key(account)] = WithdrawRequest(
+            shares=shares, assets=self.convert_to_assets(shares), requested_at=self.now
+        )
+
+    @_atomic
+    def unstake(self, account: str, shares: int) -> int:
+        """``redeem(shares, account, account)`` of a matured request; returns the token units paid.
+
+        Pays ``min(convertToAssets(shares), request.assets · shares // request.shares)``; what the min
+        withholds stays in the fund. The request shrinks by ``shares`` and by that pro-rata value.
+        """
+        if shares < 0:
+            raise ValueError("shares are unsigned")
+        req = self._matured_request(account)
+        if shares > req.shares:
+            raise ModelRevert("ExceedsRequest", shares, req.shares)
+        owed = req.assets * shares // req.shares
+        paid = min(self.convert_to_assets(shares), owed)
+        self._consume_request(account, req, shares, owed)
+        self._burn_and_pay(account, shares, paid)
+        return paid
+
+    @_atomic
+    def fund_withdraw(self, account: str, assets: int) -> int:
+        """``withdraw(assets, account, account)`` of a matured request: pays exactly ``assets``.
+
+        Burns ``max(previewWithdraw(assets), ceilDiv(assets · request.shares, request.assets))``
+        shares (a request worth 0 assets can pay nothing: ``ExceedsRequest``). Returns the shares.
+        """
+        if assets < 0:
+            raise ValueError("token amounts are unsigned")
+        req = self._matured_request(account)
+        if req.assets == 0:
+            raise ModelRevert("ExceedsRequest", 2**256 - 1, req.shares)
+        shares = max(self.preview_withdraw(assets), ceil_div(assets * req.shares, req.assets))
+        if shares > req.shares:
+            raise ModelRevert("ExceedsRequest", shares, req.shares)
+        self._consume_request(account, req, shares, req.assets * shares // req.shares)
+        self._burn_and_pay(account, shares, assets)
+        return shares
 
     # --- orders -----------------------------------------------------------------------------------
 
@@ -342,6 +458,108 @@ class Model:
                 continue
             raise ModelRevert("InsufficientMargin", order.account, h.equity, h.imr)
 
+    # --- liquidation ------------------------------------------------------------------------------
+
+    @_atomic
+    def liquidate(self, account: str, liquidator: str) -> dict[str, Any]:
+        """``liquidate(account)`` sent by ``liquidator``: docs/margin-math.md §Liquidation, steps 1-8.
+
+        Returns the figures of the ``Liquidated`` event (WAD): ``notional`` Σ n_m, ``keeper_reward``
+        K, ``insurance_fee`` F_if, ``deficit`` D (0 if none), ``covered`` (cover tokens · SCALE),
+        ``socialized`` R, and ``index_deltas``: ``(market_id, side, R_m, ΔL)`` per ``LossSocialized``.
+        """
+        # 1. not by itself (checked first, before anything is read); touch; liquidatable, which
+        #    needs fresh prices for all its markets (a flat account needs none)
+        if _key(liquidator) == _key(account):
+            raise ModelRevert("SelfLiquidation", account)
+        acct = self._touch(account)
+        h = self._health(acct)  # StalePrice for the first stale market of the account's list
+        if not acct.positions or h.equity >= h.mmr:
+            raise ModelRevert("NotLiquidatable", account, h.equity, h.mmr)
+
+        # 2. close at fair value: realized u_m and notional n_m per market, in market-list order
+        taken: list[tuple[int, int, int, int]] = []  # (market_id, size, price, u_m)
+        notionals: list[int] = []
+        keeper = raw_fee = 0
+        for m, pos in acct.positions.items():
+            price = self._price(m)
+            params = self.markets[m].params
+            notional = mul_wad_up(abs(pos.size), price)
+            taken.append((m, pos.size, price, mul_wad_floor(pos.size, price) - pos.open_notional))
+            notionals.append(notional)
+            # 3.-4. keeper reward and the insurance fee's raw amount, each rounded down per market
+            keeper += mul_wad_down(notional, params.keeper_reward_ratio)
+            raw_fee += mul_wad_down(notional, params.insurance_fee_ratio)
+        m0 = acct.margin + sum(u for *_, u in taken)
+
+        # 4. insurance fee in whole token units, capped by what is left after the keeper reward
+        fee_tokens = min(raw_fee, max(m0 - keeper, 0)) // self.scale
+        fee = fee_tokens * self.scale
+        self.vault_tokens -= fee_tokens
+        self.fund_tokens += fee_tokens
+
+        # 5. waterfall: the account keeps m1 ≥ 0, or the fund covers the deficit, then socialize
+        m1 = m0 - keeper - fee
+        deficit = covered = socialized = 0
+        if m1 >= 0:
+            acct.margin = m1
+        else:
+            deficit = -m1
+            cover_tokens = min(ceil_div(deficit, self.scale), self.coverable())
+            self.fund_tokens -= cover_tokens
+            self.vault_tokens += cover_tokens
+            covered = cover_tokens * self.scale
+            socialized = max(deficit - covered, 0)
+            acct.margin = 0
+
+        # 6. socialize R over the losing markets by realized loss (else all markets by notional)
+        index_deltas: list[tuple[int, int, int, int]] = []
+        if socialized > 0:
+            weights = [-u if u < 0 else 0 for *_, u in taken]
+            if not any(weights):
+                weights = notionals
+            total = sum(weights)
+            last = max(i for i, w in enumerate(weights) if w > 0)
+            charged = 0
+            for i, (m, size, _, _) in enumerate(taken):
+                if weights[i] == 0:
+                    continue
+                share = socialized - charged if i == last else socialized * weights[i] // total
+                charged += share
+                if share == 0:
+                    continue
+                market = self.markets[m]
+                side = SHORT if size > 0 else LONG
+                delta = ceil_div(share * WAD, market.open_interest[side])
+                market.loss_index[side] += delta
+                self.unsettled_loss += share
+                index_deltas.append((m, side, share, delta))
+
+        # 7. the liquidator, touched after the index moved, takes every position at P_m; K to it
+        liq = self._touch(liquidator)
+        for m, size, price, _ in taken:
+            del acct.positions[m]
+            self.markets[m].open_interest[side_of(size)] -= abs(size)
+            self._apply_fill(liq, m, size, price)
+            if len(liq.positions) > self.MAX_MARKETS_PER_ACCOUNT:
+                raise ModelRevert("TooManyMarkets", liquidator)
+        liq.margin += keeper
+
+        # 8. the liquidator must end with E ≥ IMR
+        lh = self._health(liq)
+        if lh.equity < lh.imr:
+            raise ModelRevert("InsufficientMargin", liquidator, lh.equity, lh.imr)
+
+        return {
+            "notional": sum(notionals),
+            "keeper_reward": keeper,
+            "insurance_fee": fee,
+            "deficit": deficit,
+            "covered": covered,
+            "socialized": socialized,
+            "index_deltas": index_deltas,
+        }
+
     # --- views ------------------------------------------------------------------------------------
 
     def margin(self, account: str) -> int:
@@ -399,13 +617,65 @@ class Model:
         return sum(p.open_notional for a in self.accounts.values() for p in a.positions.values())
 
     def total_pending_loss(self) -> int:
+        """Σ pending loss of every account (O(n); the chain keeps ``unsettled_loss`` instead)."""
         return sum(self._pending(a) for a in self.accounts.values())
 
     def solvency(self) -> dict[str, int]:
-        """The §9 identity: ``vault_assets = liabilities + dust`` with dust ≥ 0 and tiny."""
+        """The §9 identity in O(1): ``vault_assets = liabilities + dust`` with dust ≥ 0 and tiny.
+
+        ``liabilities = Σ margin − Σ openNotional − unsettled_loss``; ``vault_assets`` is the vault's
+        token balance in WAD. The same three numbers as ``engine.solvency()``.
+        """
         vault_assets = self.vault_tokens * self.scale
-        liabilities = self.total_margin() - self.net_open_notional() - self.total_pending_loss()
+        liabilities = self.total_margin() - self.net_open_notional() - self.unsettled_loss
         return {"vault_assets": vault_assets, "liabilities": liabilities, "dust": vault_assets - liabilities}
+
+    def liquidatable(self, account: str) -> bool:
+        """Holds a position and ``E < MMR`` (strict); False for a flat account (needs no price)."""
+        acct = self._peek(account)
+        if not acct.positions:
+            return False
+        h = self._health(acct)
+        return h.equity < h.mmr
+
+    # --- insurance fund views (token units; shares are the fund's ERC-20 units) ------------------
+
+    def fund_assets(self) -> int:
+        """``totalAssets()``: the fund's token balance."""
+        return self.fund_tokens
+
+    def fund_supply(self) -> int:
+        """``totalSupply()`` of fund shares."""
+        return self.fund_total_shares
+
+    def fund_shares(self, account: str) -> int:
+        return self.fund_balances.get(_key(account), 0)
+
+    def coverable(self) -> int:
+        """``min(max(totalAssets − floor, 0), perEventCap or ∞)`` token units."""
+        amount = max(self.fund_tokens - self.floor_tokens, 0)
+        if self.per_event_cap_tokens:
+            amount = min(amount, self.per_event_cap_tokens)
+        return amount
+
+    def withdraw_request(self, account: str) -> tuple[int, int, int] | None:
+        """``(shares, assets_at_request, requested_at)`` of ``account``'s pending request, or None."""
+        req = self.withdraw_requests.get(_key(account))
+        return (req.shares, req.assets, req.requested_at) if req else None
+
+    def convert_to_shares(self, assets: int) -> int:
+        """``assets · (supply + 10^6) // (totalAssets + 1)`` (deposits round down)."""
+        return assets * (self.fund_total_shares + 10**self.FUND_DECIMALS_OFFSET) // (self.fund_tokens + 1)
+
+    def convert_to_assets(self, shares: int) -> int:
+        """``shares · (totalAssets + 1) // (supply + 10^6)`` (redemptions round down)."""
+        return shares * (self.fund_tokens + 1) // (self.fund_total_shares + 10**self.FUND_DECIMALS_OFFSET)
+
+    def preview_withdraw(self, assets: int) -> int:
+        """Shares burned to withdraw ``assets``: ``ceil(assets · (supply + 10^6) / (totalAssets + 1))``."""
+        return ceil_div(
+            assets * (self.fund_total_shares + 10**self.FUND_DECIMALS_OFFSET), self.fund_tokens + 1
+        )
 
     # --- internals --------------------------------------------------------------------------------
 
@@ -473,9 +743,37 @@ class Model:
         acct = self._account(account)
         for m, pos in acct.positions.items():
             index = self.markets[m].loss_index[side_of(pos.size)]
-            acct.margin -= mul_wad_up(abs(pos.size), index - pos.snapshot)
+            settled = mul_wad_up(abs(pos.size), index - pos.snapshot)
+            acct.margin -= settled
+            self.unsettled_loss -= settled
             pos.snapshot = index
         return acct
+
+    def _matured_request(self, account: str) -> WithdrawRequest:
+        """The request of ``account``, if inside ``[requested_at + cooldown, ... + window]``."""
+        req = self.withdraw_requests.get(_key(account))
+        if req is None:
+            raise ModelRevert("NoWithdrawRequest", account)
+        available_at = req.requested_at + self.cooldown
+        if self.now < available_at:
+            raise ModelRevert("CooldownNotElapsed", available_at, self.now)
+        if self.now > available_at + self.window:
+            raise ModelRevert("WithdrawalWindowExpired", available_at + self.window, self.now)
+        return req
+
+    def _consume_request(self, account: str, req: WithdrawRequest, shares: int, owed: int) -> None:
+        """Shrinks the request by ``shares`` and the request value ``owed`` they carried."""
+        if shares == req.shares:
+            del self.withdraw_requests[_key(account)]
+        else:
+            req.shares -= shares
+            req.assets -= owed
+
+    def _burn_and_pay(self, account: str, shares: int, assets: int) -> None:
+        key = _key(account)
+        self.fund_balances[key] -= shares
+        self.fund_total_shares -= shares
+        self.fund_tokens -= assets
 
     def _check_order(self, order: Order, signer_ok: bool, q: int) -> bytes:
         order_hash = order_struct_hash(order)

@@ -8,11 +8,13 @@ import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 
 import {ICollateralVault} from "./interfaces/ICollateralVault.sol";
+import {IInsuranceFund} from "./interfaces/IInsuranceFund.sol";
 import {IMarginAuthority} from "./interfaces/IMarginAuthority.sol";
 import {IMarginEngine} from "./interfaces/IMarginEngine.sol";
 import {IOracleAdapter} from "./interfaces/IOracleAdapter.sol";
 import {FixedPointMath} from "./libraries/FixedPointMath.sol";
 import {MarketList} from "./libraries/MarketList.sol";
+import {SocializedLoss} from "./libraries/SocializedLoss.sol";
 
 /// @title MarginEngine
 /// @notice Markets, positions, signed-order trading and cross-margin requirements. See
@@ -43,6 +45,7 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
 
     ICollateralVault public immutable VAULT;
     IOracleAdapter public immutable ORACLE;
+    IInsuranceFund public immutable INSURANCE_FUND;
     /// @dev WAD per token unit of the collateral (copied from the vault).
     uint256 internal immutable SCALE;
 
@@ -81,6 +84,25 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
         bytes32 takerHash;
     }
 
+    /// @dev One position of a liquidated account, valued at the oracle (see `liquidate`).
+    struct Closing {
+        uint256 marketId;
+        int256 size;
+        uint256 price;
+        int256 realized;
+        uint256 notional;
+    }
+
+    /// @dev Amounts of one liquidation, in WAD (the `Liquidated` event's fields).
+    struct LiquidationResult {
+        uint256 notional;
+        uint256 keeperReward;
+        uint256 insuranceFee;
+        uint256 deficit;
+        uint256 covered;
+        uint256 socialized;
+    }
+
     /// @dev An account's valuation at oracle prices (see `_value`).
     struct Valuation {
         int256 margin;
@@ -100,13 +122,21 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
     mapping(address account => mapping(bytes32 orderHash => bool)) internal _cancelled;
     /// @inheritdoc IMarginEngine
     mapping(address account => uint256) public minNonceOf;
+    /// @inheritdoc IMarginEngine
+    int256 public netOpenNotional;
+    /// @inheritdoc IMarginEngine
+    int256 public unsettledLoss;
 
     /// @param vault The collateral vault (wired to this engine by its deployer).
     /// @param oracle The oracle adapter; this engine needs its `ORACLE_ADMIN_ROLE` to add markets.
+    /// @param fund The insurance fund (wired to this engine and the vault by its deployer).
     /// @param admin Receives the admin and guardian roles.
-    constructor(ICollateralVault vault, IOracleAdapter oracle, address admin) EIP712("Backstop", "1") {
+    constructor(ICollateralVault vault, IOracleAdapter oracle, IInsuranceFund fund, address admin)
+        EIP712("Backstop", "1")
+    {
         VAULT = vault;
         ORACLE = oracle;
+        INSURANCE_FUND = fund;
         SCALE = vault.SCALE();
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _grantRole(GUARDIAN_ROLE, admin);
@@ -178,6 +208,49 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
     /// @inheritdoc IMarginEngine
     function settle(address account) external nonReentrant {
         _settle(account);
+    }
+
+    /// @inheritdoc IMarginEngine
+    function liquidate(address account) external nonReentrant {
+        if (account == msg.sender) revert SelfLiquidation(account);
+        _settle(account);
+        (Closing[] memory closing, int256 realizedTotal) = _closeAtOracle(account);
+
+        LiquidationResult memory r;
+        uint256 feeRaw;
+        for (uint256 i; i < closing.length; ++i) {
+            Market storage m = _markets[closing[i].marketId];
+            r.notional += closing[i].notional;
+            r.keeperReward += closing[i].notional.mulWadDown(m.keeperRewardRatio);
+            feeRaw += closing[i].notional.mulWadDown(m.insuranceFeeRatio);
+        }
+        int256 margin = VAULT.marginOf(account);
+        // m0 − K: what is left for the insurance fee and the account.
+        int256 left = margin + realizedTotal - r.keeperReward.toInt256();
+        if (left >= 0) {
+            // The fee comes only out of remaining equity, in whole token units (rounded down).
+            uint256 feeTokens = FixedPointMath.min(feeRaw.toInt256(), left).toUint256() / SCALE;
+            r.insuranceFee = feeTokens * SCALE;
+            VAULT.adjustMargin(account, realizedTotal - r.keeperReward.toInt256());
+            if (feeTokens != 0) VAULT.payToFund(account, feeTokens);
+        } else {
+            // Bankrupt: the deficit goes down the waterfall and the account ends at exactly zero.
+            r.deficit = uint256(-left);
+            r.covered = INSURANCE_FUND.cover(r.deficit.ceilDiv(SCALE)) * SCALE;
+            VAULT.adjustMargin(account, -margin);
+            if (r.covered != 0) emit BadDebtCovered(account, r.covered);
+            if (r.deficit > r.covered) {
+                r.socialized = r.deficit - r.covered;
+                _socialize(closing, r.socialized);
+            }
+        }
+
+        _handOver(account, msg.sender, closing);
+        if (r.keeperReward != 0) VAULT.adjustMargin(msg.sender, r.keeperReward.toInt256());
+        _checkMargin(msg.sender, false, 0);
+        emit Liquidated(
+            account, msg.sender, r.notional, r.keeperReward, r.insuranceFee, r.deficit, r.covered, r.socialized
+        );
     }
 
     /// @inheritdoc IMarginAuthority
@@ -306,6 +379,100 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
         }
     }
 
+    /// @inheritdoc IMarginEngine
+    function lossIndexOf(uint256 marketId) external view returns (uint256, uint256) {
+        Market storage m = _market(marketId);
+        return (m.lossIndex[LONG], m.lossIndex[SHORT]);
+    }
+
+    /// @inheritdoc IMarginEngine
+    function solvency() external view returns (uint256 vaultAssets, int256 liabilities, int256 dust) {
+        vaultAssets = VAULT.assetsWad();
+        liabilities = VAULT.totalMargin() - netOpenNotional - unsettledLoss;
+        dust = vaultAssets.toInt256() - liabilities;
+    }
+
+    // --- internal: liquidation -----------------------------------------------------------------
+
+    /// @dev Values every position of `account` at the oracle and checks `E < MMR` (strict).
+    function _closeAtOracle(address account) internal view returns (Closing[] memory closing, int256 realizedTotal) {
+        uint256 list = _marketLists[account];
+        closing = new Closing[](list.length());
+        uint256 mmr;
+        for (uint256 i; i < closing.length; ++i) {
+            uint256 marketId = list.at(i);
+            Position storage p = _positions[account][marketId];
+            uint256 price = ORACLE.priceOf(marketId);
+            int256 size = p.size;
+            uint256 notional = size.abs().mulWadUp(price);
+            // Closing at fair value realizes exactly the unrealized PnL of the equity formula.
+            int256 realized = size.mulWadFloor(price) - p.openNotional;
+            closing[i] = Closing(marketId, size, price, realized, notional);
+            realizedTotal += realized;
+            mmr += notional.mulWadUp(_markets[marketId].mmRatio);
+        }
+        // The account was just settled, so its equity is margin plus unrealized PnL.
+        int256 equity = VAULT.marginOf(account) + realizedTotal;
+        if (closing.length == 0 || equity >= mmr.toInt256()) revert NotLiquidatable(account, equity, mmr);
+    }
+
+    /// @dev Charges `loss` to the winners: split over the markets the account lost in by realized
+    ///      loss (or over all its markets by notional if it lost in none), each share charged to
+    ///      the opposite side through the loss index (see `SocializedLoss`). Open interest is read
+    ///      before the takeover, so it includes every counterparty and is never zero.
+    function _socialize(Closing[] memory closing, uint256 loss) internal {
+        uint256 totalWeight;
+        uint256 last;
+        bool byLoss;
+        for (uint256 i; i < closing.length; ++i) {
+            if (closing[i].realized < 0) {
+                byLoss = true;
+                totalWeight += uint256(-closing[i].realized);
+                last = i;
+            }
+        }
+        if (!byLoss) {
+            for (uint256 i; i < closing.length; ++i) {
+                totalWeight += closing[i].notional;
+            }
+            last = closing.length - 1;
+        }
+        uint256 remaining = loss;
+        for (uint256 i; i <= last; ++i) {
+            uint256 weight = byLoss
+                ? (closing[i].realized < 0 ? uint256(-closing[i].realized) : 0)
+                : closing[i].notional;
+            if (weight == 0) continue;
+            // The last weighted market takes the rounding remainder, so the shares sum to `loss`.
+            uint256 share = i == last ? remaining : loss * weight / totalWeight;
+            remaining -= share;
+            if (share == 0) continue;
+            Market storage m = _markets[closing[i].marketId];
+            uint256 side = closing[i].size > 0 ? SHORT : LONG;
+            uint256 delta = SocializedLoss.indexDelta(share, m.openInterest);
+            m.lossIndex[side] += delta;
+            unsettledLoss += share.toInt256();
+            emit LossSocialized(closing[i].marketId, side, share, delta);
+        }
+    }
+
+    /// @dev Moves every closed position of `account` to `liquidator` at its oracle price.
+    function _handOver(address account, address liquidator, Closing[] memory closing) internal {
+        _settle(liquidator);
+        for (uint256 i; i < closing.length; ++i) {
+            Closing memory c = closing[i];
+            Market storage m = _markets[c.marketId];
+            Position storage p = _positions[account][c.marketId];
+            uint256 oi = m.openInterest - (c.size > 0 ? uint256(c.size) : 0);
+            netOpenNotional -= p.openNotional;
+            p.size = 0;
+            p.openNotional = 0;
+            emit PositionChanged(account, c.marketId, 0, 0, c.realized);
+            m.openInterest = uint128(_applyFill(liquidator, c.marketId, c.size, c.price, oi));
+        }
+        delete _marketLists[account];
+    }
+
     // --- internal: orders ----------------------------------------------------------------------
 
     /// @dev Moves both positions, charges fees and checks margins for a validated match.
@@ -428,6 +595,7 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
         }
         p.size = newSize.toInt128();
         p.openNotional = newNotional.toInt128();
+        netOpenNotional += newNotional - n;
         if (realized != 0) VAULT.adjustMargin(account, realized);
         emit PositionChanged(account, marketId, newSize, newNotional, realized);
 
@@ -452,12 +620,14 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
             Position storage p = _positions[account][marketId];
             uint256 index = _markets[marketId].lossIndex[p.size > 0 ? LONG : SHORT];
             if (index != p.lossSnapshot) {
-                total += uint256(int256(p.size).abs()).mulWadUp(index - p.lossSnapshot);
+                total += SocializedLoss.pending(int256(p.size).abs(), index, p.lossSnapshot);
                 p.lossSnapshot = index;
             }
         }
         if (total != 0) {
-            VAULT.adjustMargin(account, -total.toInt256());
+            int256 amount = total.toInt256();
+            unsettledLoss -= amount;
+            VAULT.adjustMargin(account, -amount);
             emit LossSettled(account, total);
         }
     }
@@ -465,7 +635,7 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
     /// @dev Pending loss of one position: `|size| · (L[side] − snapshot)`, rounded up.
     function _pendingLoss(Position storage p, uint256 marketId) internal view returns (uint256) {
         uint256 index = _markets[marketId].lossIndex[p.size > 0 ? LONG : SHORT];
-        return uint256(int256(p.size).abs()).mulWadUp(index - p.lossSnapshot);
+        return SocializedLoss.pending(int256(p.size).abs(), index, p.lossSnapshot);
     }
 
     // --- internal: margin ----------------------------------------------------------------------

@@ -108,14 +108,13 @@ def dave(accounts):
 
 
 @pytest.fixture(scope="session")
-def fund_account(accounts):
-    """Stands in for the insurance fund until it exists: an address that receives fee tokens."""
-    return accounts[8]
+def keeper(accounts):
+    return accounts[5]
 
 
 @pytest.fixture
-def system(project, chain, deployer, fund_account):
+def system(project, chain, deployer):
     """A freshly deployed suite (6-decimal collateral) in lockstep with the reference model."""
     from tests.system import System
 
-    return System(project, chain, deployer, fund_account)
+    return System(project, chain, deployer)

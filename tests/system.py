@@ -34,7 +34,7 @@ def ratio(percent: str | int) -> int:
 def error_selectors(project) -> dict[str, bytes]:
     """Custom error name → 4-byte selector, over every contract in the project."""
     out: dict[str, bytes] = {}
-    for name in ("MarginEngine", "CollateralVault", "OracleAdapter"):
+    for name in ("MarginEngine", "CollateralVault", "OracleAdapter", "InsuranceFund"):
         for item in getattr(project, name).contract_type.abi:
             if item.type == "error":
                 sig = f"{item.name}({','.join(i.canonical_type for i in item.inputs)})"
@@ -89,22 +89,50 @@ class MarketSpec:
         )
 
 
-class System:
-    """Token, oracle adapter, vault and engine, wired as in production, plus the model."""
+@dataclass
+class FundSpec:
+    """Insurance fund parameters (token units and seconds)."""
 
-    def __init__(self, project, chain, deployer, fund, decimals: int = 6):
+    cooldown: int = 7 * 86_400
+    window: int = 2 * 86_400
+    floor_tokens: int = 0
+    per_event_cap_tokens: int = 0
+
+
+class System:
+    """Token, oracle adapter, vault, insurance fund and engine, wired as in production, plus the
+    reference model."""
+
+    def __init__(self, project, chain, deployer, decimals: int = 6, fund_spec: FundSpec | None = None):
+        spec = fund_spec or FundSpec()
         self.project = project
         self.chain = chain
         self.deployer = deployer
-        self.fund = fund
         self.decimals = decimals
         self.token = project.MockERC20.deploy("USD Coin", "USDC", decimals, sender=deployer)
         self.oracle = project.OracleAdapter.deploy(deployer, sender=deployer)
         self.vault = project.CollateralVault.deploy(self.token, sender=deployer)
-        self.engine = project.MarginEngine.deploy(self.vault, self.oracle, deployer, sender=deployer)
+        self.fund = project.InsuranceFund.deploy(
+            self.token,
+            spec.cooldown,
+            spec.window,
+            spec.floor_tokens,
+            spec.per_event_cap_tokens,
+            sender=deployer,
+        )
+        self.engine = project.MarginEngine.deploy(
+            self.vault, self.oracle, self.fund, deployer, sender=deployer
+        )
         self.oracle.grantRole(self.oracle.ORACLE_ADMIN_ROLE(), self.engine, sender=deployer)
-        self.vault.wire(self.engine, fund, sender=deployer)
-        self.model = Model(decimals)
+        self.fund.wire(self.engine, self.vault, sender=deployer)
+        self.vault.wire(self.engine, self.fund, sender=deployer)
+        self.model = Model(
+            decimals,
+            cooldown=spec.cooldown,
+            window=spec.window,
+            floor_tokens=spec.floor_tokens,
+            per_event_cap_tokens=spec.per_event_cap_tokens,
+        )
         self.feeds: list[Any] = []
         self.selectors = error_selectors(project)
         self.chain_id = chain.chain_id
@@ -125,6 +153,7 @@ class System:
     def set_price(self, market_id: int, price_wad: int) -> None:
         self.feeds[market_id].setAnswer(self._answer(price_wad), sender=self.deployer)
         self.model.set_price(market_id, price_wad)
+        self.check_solvency()
 
     def set_paused(self, market_id: int, paused: bool) -> None:
         self.engine.setMarketPaused(market_id, paused, sender=self.deployer)
@@ -165,6 +194,73 @@ class System:
     def settle(self, account, sender):
         return self._run(lambda: self.model.settle(account.address), self.engine.settle, (account,), sender)
 
+    # --- liquidation ---------------------------------------------------------------------------------
+
+    def liquidate(self, account, liquidator):
+        """Liquidates in lockstep; returns the model's result dict (or the predicted revert)."""
+        outcome: dict[str, Any] = {}
+
+        def model_call():
+            outcome.update(self.model.liquidate(account.address, liquidator.address))
+
+        result = self._run(model_call, self.engine.liquidate, (account,), liquidator)
+        if isinstance(result, ModelRevert):
+            return result
+        [event] = [log for log in result.events if log.event_name == "Liquidated"]
+        for field, key in [
+            ("notional", "notional"),
+            ("keeperReward", "keeper_reward"),
+            ("insuranceFee", "insurance_fee"),
+            ("deficit", "deficit"),
+            ("covered", "covered"),
+            ("socialized", "socialized"),
+        ]:
+            assert getattr(event, field) == outcome[key], f"Liquidated.{field}"
+        outcome["receipt"] = result
+        return outcome
+
+    # --- insurance fund ------------------------------------------------------------------------------
+
+    def stake(self, account, amount_tokens: int):
+        self.token.mint(account, amount_tokens, sender=self.deployer)
+        self.token.approve(self.fund, amount_tokens, sender=account)
+        result = self._run(
+            lambda: self.model.stake(account.address, amount_tokens),
+            self.fund.deposit,
+            (amount_tokens, account),
+            account,
+        )
+        assert not isinstance(result, ModelRevert), f"stake expected to succeed was rejected: {result}"
+        return result
+
+    def request_unstake(self, account, shares: int):
+        return self._run(
+            lambda: self.model.request_unstake(account.address, shares),
+            self.fund.requestWithdraw,
+            (shares,),
+            account,
+        )
+
+    def unstake(self, account, shares: int):
+        return self._run(
+            lambda: self.model.unstake(account.address, shares),
+            self.fund.redeem,
+            (shares, account, account),
+            account,
+        )
+
+    def fund_withdraw(self, account, assets_tokens: int):
+        return self._run(
+            lambda: self.model.fund_withdraw(account.address, assets_tokens),
+            self.fund.withdraw,
+            (assets_tokens, account, account),
+            account,
+        )
+
+    def advance(self, seconds: int) -> None:
+        """Moves chain time forward by mining a block ``seconds`` after the head."""
+        self.chain.mine(timestamp=self.chain.blocks.head.timestamp + seconds)
+
     # --- orders and trades ---------------------------------------------------------------------------
 
     def order(
@@ -189,7 +285,6 @@ class System:
 
     def match(self, maker: Signed, taker: Signed, fill: int, sender=None):
         def model_call():
-            self.model.now = self.chain.pending_timestamp
             self.model.match(maker.order, self._signer_ok(maker), taker.order, self._signer_ok(taker), fill)
 
         args = (to_tuple(maker.order), maker.signature, to_tuple(taker.order), taker.signature, fill)
@@ -224,7 +319,11 @@ class System:
 
     def _run(self, model_call, method, args: tuple, sender):
         """Runs ``model_call``; then sends the transaction, or, if the model reverted, checks that
-        the chain reverts with the same custom error (simulated, nothing sent)."""
+        the chain reverts with the same custom error (simulated, nothing sent). The next block's
+        timestamp is pinned so that the model's ``now`` is exactly the transaction's."""
+        now = self.chain.blocks.head.timestamp + 1
+        self.chain.pending_timestamp = now
+        self.model.now = now
         try:
             model_call()
         except ModelRevert as expected:
@@ -233,8 +332,23 @@ class System:
                 f"model reverts {expected}, chain reverts with selector {got.hex()} "
                 f"({self._name_of(got)})"
             )
+            self.check_solvency()
             return expected
-        return method(*args, sender=sender)
+        receipt = method(*args, sender=sender)
+        self.check_solvency()
+        return receipt
+
+    def check_solvency(self) -> None:
+        """The solvency identity (DESIGN §9), read in O(1) from the engine, equals the model's and
+        its dust is never negative. Runs after every lockstep action."""
+        expected = self.model.solvency()
+        vault_assets, liabilities, dust = self.engine.solvency()
+        assert (vault_assets, liabilities, dust) == (
+            expected["vault_assets"],
+            expected["liabilities"],
+            expected["dust"],
+        ), f"solvency identity: chain {(vault_assets, liabilities, dust)} model {expected}"
+        assert dust >= 0, f"SOLVENCY: negative dust {dust}"
 
     def revert_selector(self, method, args: tuple, sender) -> bytes:
         """The 4-byte error selector the chain reverts with for this call (fails if it succeeds)."""
@@ -267,10 +381,15 @@ class System:
             assert engine.initialMarginOf(a) == model.initial_margin(a), f"IMR of {a}"
             assert engine.maintenanceMarginOf(a) == model.maintenance_margin(a), f"MMR of {a}"
             assert engine.freeCollateralOf(a) == model.free_collateral(a), f"free collateral of {a}"
+            assert self.fund.balanceOf(a) == model.fund_shares(a), f"fund shares of {a}"
         for m in range(len(self.feeds)):
             assert engine.openInterestOf(m) == model.open_interest(m), f"open interest of {m}"
+            assert tuple(engine.lossIndexOf(m)) == tuple(
+                model.loss_index(m, side) for side in (0, 1)
+            ), f"L of {m}"
         assert self.token.balanceOf(vault) == model.vault_tokens, "vault token balance"
-        assert self.token.balanceOf(self.fund) == model.fund_tokens, "fund token balance"
+        assert self.fund.totalAssets() == model.fund_assets(), "fund assets"
+        assert self.fund.totalSupply() == model.fund_supply(), "fund shares"
+        assert self.fund.coverable() == model.coverable(), "fund coverable"
         assert vault.totalMargin() == model.total_margin(), "total margin"
-        solvency = model.solvency()
-        assert solvency["dust"] >= 0, f"negative dust {solvency}"
+        self.check_solvency()

@@ -113,6 +113,10 @@ interface IMarginEngine is IMarginAuthority {
     error NotVault(address caller);
     /// @notice A size or price does not fit the position's 128-bit storage.
     error ValueOutOfRange(uint256 value);
+    /// @notice `account` holds no position or has `equity ≥ maintenance` (the bound is strict).
+    error NotLiquidatable(address account, int256 equity, uint256 maintenance);
+    /// @notice An account cannot liquidate itself.
+    error SelfLiquidation(address account);
 
     // --- events --------------------------------------------------------------------------------
 
@@ -148,6 +152,24 @@ interface IMarginEngine is IMarginAuthority {
     event MinNonceRaised(address indexed account, uint256 minNonce);
     /// @notice `amount` of pending socialized loss was settled into `account`'s margin.
     event LossSettled(address indexed account, uint256 amount);
+    /// @notice `liquidator` took over every position of `account` (DESIGN §4). WAD amounts:
+    ///         `notional` liquidated, `keeperReward` paid to the liquidator, `insuranceFee` paid to
+    ///         the fund, `deficit` left after both, `covered` by the fund, `socialized` to winners.
+    event Liquidated(
+        address indexed account,
+        address indexed liquidator,
+        uint256 notional,
+        uint256 keeperReward,
+        uint256 insuranceFee,
+        uint256 deficit,
+        uint256 covered,
+        uint256 socialized
+    );
+    /// @notice The insurance fund paid `amount` (WAD) of `account`'s deficit.
+    event BadDebtCovered(address indexed account, uint256 amount);
+    /// @notice `amount` (WAD) was charged to `side` (0 long, 1 short) of `marketId`: its loss index
+    ///         rose by `indexDelta`.
+    event LossSocialized(uint256 indexed marketId, uint256 indexed side, uint256 amount, uint256 indexDelta);
 
     // --- admin and guardian --------------------------------------------------------------------
 
@@ -185,6 +207,13 @@ interface IMarginEngine is IMarginAuthority {
 
     /// @notice Settles `account`'s pending socialized loss into its margin. Anyone may call.
     function settle(address account) external;
+
+    /// @notice Liquidates `account` (needs `E < MMR`): the caller takes over all its positions at
+    ///         oracle prices, receives the keeper reward, and must itself end with `E ≥ IMR`. The
+    ///         deficit, if any, is paid by the insurance fund up to `coverable()` and the rest is
+    ///         socialized to the opposite side of the markets the account lost in. Works while
+    ///         trading is paused; needs fresh prices; never reverts because the fund is short.
+    function liquidate(address account) external;
 
     // --- views ---------------------------------------------------------------------------------
 
@@ -235,4 +264,19 @@ interface IMarginEngine is IMarginAuthority {
 
     /// @notice Health of every account in `accounts`, one call per keeper batch.
     function healthOf(address[] calldata accounts) external view returns (Health[] memory);
+
+    /// @notice Cumulative socialized loss per unit of size of each side of `marketId` (WAD).
+    function lossIndexOf(uint256 marketId) external view returns (uint256 longIndex, uint256 shortIndex);
+
+    /// @notice Σ openNotional over all positions (WAD, signed).
+    function netOpenNotional() external view returns (int256);
+
+    /// @notice Socialized loss not yet settled into margins (WAD, signed running total: settlements
+    ///         round up, so it can dip below zero by rounding).
+    function unsettledLoss() external view returns (int256);
+
+    /// @notice The solvency identity (DESIGN §9) in O(1): `vaultAssets` is the vault's token balance
+    ///         in WAD, `liabilities = Σ margin − Σ openNotional − unsettledLoss`, and
+    ///         `dust = vaultAssets − liabilities`, never negative.
+    function solvency() external view returns (uint256 vaultAssets, int256 liabilities, int256 dust);
 }

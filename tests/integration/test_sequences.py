@@ -74,3 +74,62 @@ def test_random_sequence_matches_the_model_after_every_step(system, alice, bob, 
     assert outcomes["rejected"] >= 1
     for market in markets:
         assert sum(system.engine.positionOf(a, market)[0] for a in accounts) == 0
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_crash_sequences_with_liquidations_and_the_fund_match_the_model(system, accounts, seed):
+    """Leveraged traders, a staked fund, crashes and spikes; a keeper liquidates whatever the model
+    says is liquidatable, winners settle, stakers request exits. The identity holds after every
+    step (the harness checks it) and everything equals the model."""
+    rng = random.Random(seed)
+    traders = [accounts[i] for i in (1, 2, 3, 4)]
+    keeper, staker = accounts[5], accounts[6]
+    eth = system.add_market(2000 * WAD)
+    btc = system.add_market(30_000 * WAD, MarketSpec(im_ratio=ratio(20), mm_ratio=ratio(10)))
+    prices = {eth: 2000 * WAD, btc: 30_000 * WAD}
+    system.deposit(keeper, 1_000_000 * 10**6)
+    system.stake(staker, rng.randint(0, 300) * 10**6)
+    for who in traders:
+        system.deposit(who, rng.randint(200, 1_000) * 10**6)  # thin margins: positions run near IM
+
+    liquidations = 0
+    for _ in range(STEPS):
+        kind = rng.choices(["trade", "move", "settle", "stake"], weights=[6, 3, 1, 1])[0]
+        if kind == "trade":
+            maker, taker = rng.sample(traders, 2)
+            market = rng.choice([eth, btc])
+            price = prices[market]
+            im = ratio(10) if market == eth else ratio(20)
+            # Size the trade to 50-110 % of what the poorer party can carry at IM: leveraged
+            # positions that crashes can bankrupt, and now and then one the IM check refuses.
+            free = min(
+                system.model.free_collateral(maker.address), system.model.free_collateral(taker.address)
+            )
+            size = max(free, WAD) * WAD // price * WAD // im * rng.randint(50, 110) // 100
+            buy = rng.random() < 0.5
+            system.match(
+                system.order(maker, market, buy, size, price),
+                system.order(taker, market, not buy, size, price),
+                size,
+            )
+        elif kind == "move":
+            market = rng.choice([eth, btc])
+            move = rng.choice([-2500, -1200, -400, 400, 1200, 2500])  # basis points: crashes and spikes
+            prices[market] = prices[market] * (10_000 + move) // 10_000 // 10**10 * 10**10
+            system.set_price(market, prices[market])
+            # A keeper pass follows every price move, as the real keeper follows every block.
+            for who in traders:
+                if system.model.liquidatable(who.address):
+                    result = system.liquidate(who, keeper)
+                    assert not isinstance(result, ModelRevert), result
+                    assert system.vault.marginOf(who) >= 0
+                    liquidations += 1
+        elif kind == "settle":
+            system.settle(rng.choice(traders), keeper)
+        else:
+            shares = system.fund.balanceOf(staker)
+            if shares:
+                system.request_unstake(staker, rng.randint(1, shares))
+        system.check(keeper, staker, *traders)
+
+    assert liquidations >= 1, "the sequence should exercise at least one liquidation"

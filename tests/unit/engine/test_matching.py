@@ -371,7 +371,7 @@ def test_a_ninth_market_is_rejected(system, alice, bob):
     system.check(alice, bob)
 
 
-def test_fees_are_charged_in_whole_token_units_to_the_fund(system, alice, bob, fund_account):
+def test_fees_are_charged_in_whole_token_units_to_the_fund(system, alice, bob):
     market = system.add_market(
         PRICE, MarketSpec(maker_fee_ratio=ratio("0.02"), taker_fee_ratio=ratio("0.05"))
     )
@@ -385,7 +385,7 @@ def test_fees_are_charged_in_whole_token_units_to_the_fund(system, alice, bob, f
     )
     [trade] = [log for log in tx.events if log.event_name == "Trade"]
     assert (trade.makerFeeTokens, trade.takerFeeTokens) == (133_334, 333_334)
-    assert system.token.balanceOf(fund_account) == 133_334 + 333_334
+    assert system.token.balanceOf(system.fund) == 133_334 + 333_334
     system.check(alice, bob)
 
 
