@@ -1,5 +1,8 @@
 # Backstop: every target installs what is missing (idempotently), then acts.
+#   make demo     play scenarios/flash_crash.yaml on a local anvil: summary, JSON report, PNG chart
 #   make test     compile and run the whole test suite on anvil
+#   make stress SCENARIO=FILE [OUT=DIR]   play any scenario (see docs/scenarios.md)
+#   make deploy [NETWORK=ecosystem:network:provider ACCOUNT=alias CONFIG=file]
 #   make compile  compile the contracts (solc 0.8.28 from npm through tools/solc)
 #   make lint     ruff + solhint
 SHELL := /bin/bash
@@ -17,10 +20,17 @@ export PATH := $(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
 PY_SOURCES := $(wildcard backstop tests scripts)
 
-.PHONY: help install compile test lint clean
+SCENARIO ?= scenarios/flash_crash.yaml
+OUT ?= reports
+CONFIG ?= config/local.yaml
+
+.PHONY: help install compile test lint demo stress deploy clean
 
 help:
+	@echo "make demo     install what is missing, play scenarios/flash_crash.yaml on a local anvil"
 	@echo "make test     install what is missing, compile, run all tests on anvil"
+	@echo "make stress SCENARIO=FILE [OUT=DIR]  play a stress scenario, write DIR/<name>.json and .png"
+	@echo "make deploy [NETWORK=... ACCOUNT=... CONFIG=...]  deploy and verify a suite"
 	@echo "make compile  install what is missing, compile the contracts"
 	@echo "make lint     ruff (Python) and solhint (Solidity)"
 	@echo "make clean    remove build outputs (keeps the installs)"
@@ -51,6 +61,16 @@ lint: install
 	ruff check $(PY_SOURCES)
 	ruff format --check $(PY_SOURCES)
 	solhint --max-warnings 0 'contracts/**/*.sol'
+
+# Ape starts a local anvil for the run and stops it afterwards.
+demo: compile
+	ape run stress --scenario scenarios/flash_crash.yaml --out reports
+
+stress: compile
+	ape run stress --scenario $(SCENARIO) --out $(OUT)
+
+deploy: compile
+	ape run deploy --config $(CONFIG) $(if $(NETWORK),--network $(NETWORK)) $(if $(ACCOUNT),--account $(ACCOUNT))
 
 clean:
 	rm -rf .build contracts/.cache reports

@@ -1,0 +1,141 @@
+"""The deploy module: a full suite from a config, idempotent re-runs, and a loud wiring check."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from backstop.deploy import (
+    ConfigError,
+    DeploymentMismatch,
+    config_from_mapping,
+    deploy_or_reuse,
+    load_config,
+    verify,
+)
+from backstop.units import WAD
+
+ROOT_CONFIG = "config/local.yaml"
+
+
+@pytest.fixture
+def config():
+    return load_config(ROOT_CONFIG)
+
+
+def test_deploy_writes_a_manifest_and_verifies_the_wiring(project, chain, deployer, config, tmp_path):
+    deployment, reused = deploy_or_reuse(project, chain, deployer, config, root=tmp_path, local=True)
+    assert not reused
+    manifest = json.loads((tmp_path / "deployments" / f"{chain.chain_id}.json").read_text())
+    assert manifest["chain_id"] == chain.chain_id
+    assert manifest["contracts"]["MarginEngine"]["address"] == deployment.engine.address
+    assert manifest["contracts"]["MarginEngine"]["block"] > 0
+    assert manifest["markets"]["ETH"]["id"] == 0 and manifest["markets"]["BTC"]["id"] == 1
+    assert deployment.vault.engine() == deployment.engine.address
+    assert deployment.fund.protocol() == deployment.engine.address
+    assert deployment.oracle.priceOf(0) == 2000 * WAD
+    assert deployment.engine.marketParams(1).imRatio == WAD // 10
+
+
+def test_rerunning_deploy_is_idempotent(project, chain, deployer, config, tmp_path):
+    first, _ = deploy_or_reuse(project, chain, deployer, config, root=tmp_path, local=True)
+    head = chain.blocks.head.number
+    second, reused = deploy_or_reuse(project, chain, deployer, config, root=tmp_path, local=True)
+    assert reused
+    assert second.engine.address == first.engine.address
+    assert chain.blocks.head.number == head  # nothing sent
+    assert second.engine.marketCount() == 2
+
+
+def test_rerunning_with_a_new_market_lists_only_that_market(project, chain, deployer, config, tmp_path):
+    first, _ = deploy_or_reuse(project, chain, deployer, config, root=tmp_path, local=True)
+    sol = replace(config.markets[0], name="SOL", mock_price=150 * WAD)
+    bigger = replace(config, markets=(*config.markets, sol))
+    second, reused = deploy_or_reuse(project, chain, deployer, bigger, root=tmp_path, local=True)
+    assert reused and second.engine.address == first.engine.address
+    assert second.market_ids == {"ETH": 0, "BTC": 1, "SOL": 2}
+    assert second.oracle.priceOf(2) == 150 * WAD
+
+
+def test_a_parameter_changed_on_chain_fails_the_check_loudly(project, chain, deployer, config, tmp_path):
+    deployment, _ = deploy_or_reuse(project, chain, deployer, config, root=tmp_path, local=True)
+    eth = config.markets[0]
+    tampered = replace(eth, im_ratio=WAD // 5, mm_ratio=WAD // 10)
+    deployment.engine.updateMarket(0, tampered.params_tuple(deployment.feeds["ETH"].address), sender=deployer)
+    with pytest.raises(DeploymentMismatch) as info:
+        verify(deployment, config)
+    assert any("market ETH.imRatio" in p for p in info.value.problems)
+    assert any("market ETH.mmRatio" in p for p in info.value.problems)
+    with pytest.raises(DeploymentMismatch):
+        deploy_or_reuse(project, chain, deployer, config, root=tmp_path, local=True)
+
+
+def test_a_config_that_disagrees_with_the_chain_fails(project, chain, deployer, config, tmp_path):
+    deploy_or_reuse(project, chain, deployer, config, root=tmp_path, local=True)
+    other = replace(config, cooldown=3600)
+    with pytest.raises(DeploymentMismatch) as info:
+        deploy_or_reuse(project, chain, deployer, other, root=tmp_path, local=True)
+    assert any("fund.COOLDOWN" in p for p in info.value.problems)
+
+
+def test_a_stale_local_manifest_is_redeployed_but_a_live_one_fails(
+    project, chain, deployer, config, tmp_path
+):
+    path = tmp_path / "deployments" / f"{chain.chain_id}.json"
+    path.parent.mkdir(parents=True)
+    fake = {
+        "chain_id": chain.chain_id,
+        "contracts": {"MarginEngine": {"address": "0x" + "12" * 20, "block": 1}},
+    }
+    path.write_text(json.dumps(fake))
+    with pytest.raises(DeploymentMismatch):
+        deploy_or_reuse(project, chain, deployer, config, root=tmp_path, local=False)
+    deployment, reused = deploy_or_reuse(project, chain, deployer, config, root=tmp_path, local=True)
+    assert not reused and deployment.engine.marketCount() == 2
+
+
+def test_mocks_are_refused_on_a_live_network(project, chain, deployer, config, tmp_path):
+    with pytest.raises(ConfigError, match="non-local"):
+        deploy_or_reuse(project, chain, deployer, config, root=tmp_path, local=False)
+
+
+@pytest.mark.parametrize(
+    ("mapping", "message"),
+    [
+        ({}, "at least one market"),
+        ({"markets": {"ETH": {"price": 1}}}, "initial_margin is required"),
+        (
+            {
+                "markets": {
+                    "ETH": {
+                        "initial_margin": 0.1,
+                        "maintenance_margin": 0.05,
+                        "keeper_reward": 0.01,
+                        "insurance_fee": 0.01,
+                    }
+                }
+            },
+            "needs an initial price",
+        ),
+        (
+            {
+                "markets": {
+                    "ETH": {
+                        "price": 1,
+                        "initial_margin": "ten",
+                        "maintenance_margin": 0.05,
+                        "keeper_reward": 0,
+                        "insurance_fee": 0,
+                    }
+                }
+            },
+            "not a decimal",
+        ),
+        ({"markets": {"ETH": {"price": 1, "colour": "red"}}}, "unknown keys"),
+    ],
+)
+def test_malformed_configs_are_rejected_with_a_reason(mapping, message):
+    with pytest.raises(ConfigError, match=message):
+        config_from_mapping(mapping)
