@@ -18,7 +18,7 @@ NPM_STAMP := node_modules/.installed
 export SOLCX_BINARY_PATH := $(CURDIR)/tools/solc
 export PATH := $(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
-PY_SOURCES := $(wildcard backstop tests scripts)
+PY_SOURCES := $(wildcard backstop tests scripts tools)
 
 SCENARIO ?= scenarios/flash_crash.yaml
 OUT ?= reports
@@ -61,6 +61,7 @@ lint: install
 	ruff check $(PY_SOURCES)
 	ruff format --check $(PY_SOURCES)
 	solhint --max-warnings 0 'contracts/**/*.sol'
+	python tools/slither_check.py
 
 # Ape starts a local anvil for the run and stops it afterwards.
 demo: compile

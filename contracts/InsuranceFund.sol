@@ -109,6 +109,7 @@ contract InsuranceFund is IInsuranceFund, ERC4626 {
     ///         their value now and their value at request cover `assets`.
     function withdraw(uint256 assets, address receiver, address owner) public override returns (uint256 shares) {
         WithdrawRequest memory r = _maturedRequest(owner);
+        // slither-disable-next-line incorrect-equality
         if (r.assets == 0) revert ExceedsRequest(type(uint256).max, r.shares);
         shares = Math.max(previewWithdraw(assets), Math.mulDiv(assets, r.shares, r.assets, Math.Rounding.Ceil));
         if (shares > r.shares) revert ExceedsRequest(shares, r.shares);
@@ -126,6 +127,7 @@ contract InsuranceFund is IInsuranceFund, ERC4626 {
     /// @notice Assets `owner` can withdraw now under the request rules.
     function maxWithdraw(address owner) public view override returns (uint256) {
         uint256 shares = maxRedeem(owner);
+        // slither-disable-next-line incorrect-equality
         if (shares == 0) return 0;
         WithdrawRequest memory r = _requests[owner];
         return Math.min(previewRedeem(shares), Math.mulDiv(r.assets, shares, r.shares));
@@ -138,6 +140,8 @@ contract InsuranceFund is IInsuranceFund, ERC4626 {
     /// @dev The request of `owner`, reverting unless it exists and is inside its window.
     function _maturedRequest(address owner) internal view returns (WithdrawRequest memory r) {
         r = _requests[owner];
+        // A request record, not a balance: nobody can move it by sending tokens or shares.
+        // slither-disable-next-line incorrect-equality
         if (r.shares == 0) revert NoWithdrawRequest(owner);
         uint256 availableAt = uint256(r.requestedAt) + COOLDOWN;
         if (block.timestamp < availableAt) revert CooldownNotElapsed(availableAt, block.timestamp);
@@ -151,6 +155,7 @@ contract InsuranceFund is IInsuranceFund, ERC4626 {
 
     /// @dev Shrinks the request by `shares` and the request value `owed` they carried.
     function _consume(address owner, WithdrawRequest memory r, uint256 shares, uint256 owed) internal {
+        // slither-disable-next-line incorrect-equality
         if (shares == r.shares) {
             delete _requests[owner];
         } else {

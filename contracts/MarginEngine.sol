@@ -211,13 +211,16 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
     }
 
     /// @inheritdoc IMarginEngine
+    /// @dev External calls go only to the protocol's own immutable vault and fund; every entry
+    ///      point that writes engine state is nonReentrant (see docs/security.md, SLITHER-1).
+    // slither-disable-next-line reentrancy-no-eth
     function liquidate(address account) external nonReentrant {
         if (account == msg.sender) revert SelfLiquidation(account);
         _settle(account);
         (Closing[] memory closing, int256 realizedTotal) = _closeAtOracle(account);
 
-        LiquidationResult memory r;
-        uint256 feeRaw;
+        LiquidationResult memory r = LiquidationResult(0, 0, 0, 0, 0, 0);
+        uint256 feeRaw = 0;
         for (uint256 i; i < closing.length; ++i) {
             Market storage m = _markets[closing[i].marketId];
             r.notional += closing[i].notional;
@@ -229,6 +232,8 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
         int256 left = margin + realizedTotal - r.keeperReward.toInt256();
         if (left >= 0) {
             // The fee comes only out of remaining equity, in whole token units (rounded down).
+            // Rounded down to a whole token unit on purpose (DESIGN §4), then scaled back.
+            // slither-disable-next-line divide-before-multiply
             uint256 feeTokens = FixedPointMath.min(feeRaw.toInt256(), left).toUint256() / SCALE;
             r.insuranceFee = feeTokens * SCALE;
             VAULT.adjustMargin(account, realizedTotal - r.keeperReward.toInt256());
@@ -398,7 +403,7 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
     function _closeAtOracle(address account) internal view returns (Closing[] memory closing, int256 realizedTotal) {
         uint256 list = _marketLists[account];
         closing = new Closing[](list.length());
-        uint256 mmr;
+        uint256 mmr = 0;
         for (uint256 i; i < closing.length; ++i) {
             uint256 marketId = list.at(i);
             Position storage p = _positions[account][marketId];
@@ -421,9 +426,9 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
     ///      the opposite side through the loss index (see `SocializedLoss`). Open interest is read
     ///      before the takeover, so it includes every counterparty and is never zero.
     function _socialize(Closing[] memory closing, uint256 loss) internal {
-        uint256 totalWeight;
-        uint256 last;
-        bool byLoss;
+        uint256 totalWeight = 0;
+        uint256 last = 0;
+        bool byLoss = false;
         for (uint256 i; i < closing.length; ++i) {
             if (closing[i].realized < 0) {
                 byLoss = true;
@@ -457,6 +462,7 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
     }
 
     /// @dev Moves every closed position of `account` to `liquidator` at its oracle price.
+    // slither-disable-next-line reentrancy-no-eth
     function _handOver(address account, address liquidator, Closing[] memory closing) internal {
         _settle(liquidator);
         for (uint256 i; i < closing.length; ++i) {
@@ -476,6 +482,7 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
     // --- internal: orders ----------------------------------------------------------------------
 
     /// @dev Moves both positions, charges fees and checks margins for a validated match.
+    // slither-disable-next-line reentrancy-no-eth
     function _executeFill(Market storage m, Fill memory f) internal {
         int256 makerDelta = f.makerIsBuy ? int256(f.size) : -int256(f.size);
         _settle(f.maker);
@@ -544,7 +551,9 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
     function _useOrder(Order calldata order, bytes calldata signature, uint256 fill) internal returns (bytes32 h) {
         h = hashOrder(order);
         if (block.timestamp > order.expiry) revert OrderExpired(h, order.expiry);
-        // tryRecover rejects malformed and high-s signatures and never yields a zero signer.
+        // tryRecover rejects malformed and high-s signatures and never yields a zero signer; its
+        // third value only details the error, which is reported as InvalidSignature either way.
+        // slither-disable-next-line unused-return
         (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(h, signature);
         if (err != ECDSA.RecoverError.NoError || signer != order.account) revert InvalidSignature(h, order.account);
         uint256 minNonce = minNonceOf[order.account];
@@ -569,7 +578,7 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
         int256 n = p.openNotional;
         int256 newSize = s + delta;
         int256 newNotional;
-        int256 realized;
+        int256 realized = 0;
         if (s == 0 || (s > 0) == (delta > 0)) {
             newNotional = n + delta.mulWadCeil(price);
         } else if (delta.abs() < s.abs()) {
@@ -614,7 +623,7 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
     /// @dev Settles `account`'s pending socialized loss into its margin and moves its snapshots.
     function _settle(address account) internal {
         uint256 list = _marketLists[account];
-        uint256 total;
+        uint256 total = 0;
         for (uint256 i; i < list.length(); ++i) {
             uint256 marketId = list.at(i);
             Position storage p = _positions[account][marketId];
@@ -643,7 +652,7 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
     /// @dev Values `account` at oracle prices. Reads no oracle when it holds no position.
     function _value(address account) internal view returns (Valuation memory v) {
         v.margin = VAULT.marginOf(account);
-        int256 unrealized;
+        int256 unrealized = 0;
         uint256 list = _marketLists[account];
         for (uint256 i; i < list.length(); ++i) {
             uint256 marketId = list.at(i);

@@ -30,8 +30,8 @@ library MarketList {
     /// @dev Removes `id` if present, keeping the order of the others.
     function remove(uint256 packed, uint256 id) internal pure returns (uint256) {
         uint256 n = packed & 0xff;
-        uint256 out;
-        uint256 k;
+        uint256 out = 0;
+        uint256 k = 0;
         for (uint256 i; i < n; ++i) {
             uint256 e = at(packed, i);
             if (e == id) continue;

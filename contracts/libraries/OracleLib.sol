@@ -18,6 +18,8 @@ library OracleLib {
     /// @notice Reads and validates `cfg.feed` for `marketId`, returning the price in WAD.
     function readPriceWad(IOracleAdapter.FeedConfig memory cfg, uint256 marketId) internal view returns (uint256) {
         if (address(cfg.feed) == address(0)) revert IOracleAdapter.FeedNotSet(marketId);
+        // roundId and answeredInRound are deprecated by Chainlink; startedAt says nothing on age.
+        // slither-disable-next-line unused-return
         (, int256 answer,, uint256 updatedAt,) = cfg.feed.latestRoundData();
         if (answer <= 0) revert IOracleAdapter.InvalidPrice(marketId, answer);
         if (updatedAt == 0) revert IOracleAdapter.PriceNotInitialized(marketId);
@@ -35,6 +37,7 @@ library OracleLib {
     /// @dev `feed == 0` means no sequencer check (an L1 deployment).
     function checkSequencer(AggregatorV3Interface feed, uint256 gracePeriod, uint256 marketId) internal view {
         if (address(feed) == address(0)) return;
+        // slither-disable-next-line unused-return
         (, int256 status, uint256 startedAt,,) = feed.latestRoundData();
         if (status != SEQUENCER_UP) revert IOracleAdapter.SequencerDown(marketId);
         // startedAt == 0 happens on a not-yet-initialized uptime feed (Chainlink docs, Arbitrum).
