@@ -3,8 +3,11 @@
 #   make test     compile and run the whole test suite on anvil
 #   make stress SCENARIO=FILE [OUT=DIR]   play any scenario (see docs/scenarios.md)
 #   make deploy [NETWORK=ecosystem:network:provider ACCOUNT=alias CONFIG=file]
+#   make fuzz-deep [STEPS=N]   the differential fuzz machine on pyrevm for N steps (default 100,000)
+#   make mutation              deliberate bugs in a copy of the contracts; every one must be caught
+#   make bench                 gas, socialization, keeper and fuzz throughput -> bench/results.json
 #   make compile  compile the contracts (solc 0.8.28 from npm through tools/solc)
-#   make lint     ruff + solhint
+#   make lint     ruff + solhint + Slither
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -23,14 +26,18 @@ PY_SOURCES := $(wildcard backstop tests scripts tools)
 SCENARIO ?= scenarios/flash_crash.yaml
 OUT ?= reports
 CONFIG ?= config/local.yaml
+STEPS ?= 100000
 
-.PHONY: help install compile test lint demo stress deploy clean
+.PHONY: help install compile test lint demo stress deploy fuzz-deep mutation bench clean
 
 help:
 	@echo "make demo     install what is missing, play scenarios/flash_crash.yaml on a local anvil"
 	@echo "make test     install what is missing, compile, run all tests on anvil"
 	@echo "make stress SCENARIO=FILE [OUT=DIR]  play a stress scenario, write DIR/<name>.json and .png"
 	@echo "make deploy [NETWORK=... ACCOUNT=... CONFIG=...]  deploy and verify a suite"
+	@echo "make fuzz-deep [STEPS=N]  differential fuzzing on pyrevm (default 100,000 steps)"
+	@echo "make mutation  run the CI fuzz profile against deliberately broken contracts"
+	@echo "make bench    measure gas, socialization, keeper and fuzz throughput"
 	@echo "make compile  install what is missing, compile the contracts"
 	@echo "make lint     ruff (Python) and solhint (Solidity)"
 	@echo "make clean    remove build outputs (keeps the installs)"
@@ -72,6 +79,15 @@ stress: compile
 
 deploy: compile
 	ape run deploy --config $(CONFIG) $(if $(NETWORK),--network $(NETWORK)) $(if $(ACCOUNT),--account $(ACCOUNT))
+
+fuzz-deep: compile
+	python -m tests.fuzz.deep --steps $(STEPS)
+
+mutation: compile
+	python tools/mutation.py
+
+bench: compile
+	python -m bench.run
 
 clean:
 	rm -rf .build contracts/.cache reports

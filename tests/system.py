@@ -14,6 +14,7 @@ from typing import Any
 from eth_utils import keccak
 from web3.exceptions import ContractLogicError as Web3LogicError
 
+from backstop.deploy import MarketConfig, SuiteConfig, deploy_suite
 from backstop.model import MarketParams, Model, ModelRevert
 from backstop.orders import Order, recover_signer, sign_order, to_tuple
 from backstop.units import WAD
@@ -75,18 +76,20 @@ class MarketSpec:
         )
 
     def contract_params(self, feed) -> tuple:
-        return (
-            feed.address,
-            self.heartbeat,
-            self.im_ratio,
-            self.mm_ratio,
-            self.keeper_reward_ratio,
-            self.insurance_fee_ratio,
-            self.price_band_ratio,
-            self.maker_fee_ratio,
-            self.taker_fee_ratio,
-            self.oi_cap,
-        )
+        """``IMarginEngine.MarketParams`` for ``feed``, built by the deploy module (one field order)."""
+        return MarketConfig(
+            name="test",
+            feed=feed.address,
+            heartbeat=self.heartbeat,
+            im_ratio=self.im_ratio,
+            mm_ratio=self.mm_ratio,
+            keeper_reward_ratio=self.keeper_reward_ratio,
+            insurance_fee_ratio=self.insurance_fee_ratio,
+            price_band_ratio=self.price_band_ratio,
+            maker_fee_ratio=self.maker_fee_ratio,
+            taker_fee_ratio=self.taker_fee_ratio,
+            open_interest_cap=self.oi_cap,
+        ).params_tuple(feed.address)
 
 
 @dataclass
@@ -109,23 +112,23 @@ class System:
         self.chain = chain
         self.deployer = deployer
         self.decimals = decimals
-        self.token = project.MockERC20.deploy("USD Coin", "USDC", decimals, sender=deployer)
-        self.oracle = project.OracleAdapter.deploy(deployer, sender=deployer)
-        self.vault = project.CollateralVault.deploy(self.token, sender=deployer)
-        self.fund = project.InsuranceFund.deploy(
-            self.token,
-            spec.cooldown,
-            spec.window,
-            spec.floor_tokens,
-            spec.per_event_cap_tokens,
-            sender=deployer,
+        # The production deployment path, with no market yet (tests add their own).
+        suite = deploy_suite(
+            project,
+            chain,
+            deployer,
+            SuiteConfig(
+                markets=(),
+                collateral_decimals=decimals,
+                cooldown=spec.cooldown,
+                window=spec.window,
+                fund_floor_tokens=spec.floor_tokens,
+                fund_per_event_cap_tokens=spec.per_event_cap_tokens,
+            ),
+            local=True,
         )
-        self.engine = project.MarginEngine.deploy(
-            self.vault, self.oracle, self.fund, deployer, sender=deployer
-        )
-        self.oracle.grantRole(self.oracle.ORACLE_ADMIN_ROLE(), self.engine, sender=deployer)
-        self.fund.wire(self.engine, self.vault, sender=deployer)
-        self.vault.wire(self.engine, self.fund, sender=deployer)
+        self.token, self.oracle, self.vault = suite.token, suite.oracle, suite.vault
+        self.fund, self.engine = suite.fund, suite.engine
         self.model = Model(
             decimals,
             cooldown=spec.cooldown,

@@ -1,0 +1,682 @@
+"""Stress scenarios: parse and validate a scenario YAML into typed steps (``SCENARIOS.md``).
+
+Everything is converted exactly: the YAML is read with a loader that turns every float literal
+into a ``Decimal`` of its source text, then amounts become token units and sizes and prices WAD
+integers through ``backstop.units`` (a value with more decimals than its unit holds is an error,
+never a rounding). Every problem is reported as a ``ScenarioError`` that names where it is
+(``steps[3] (trade): unknown key 'szie'; allowed: ...``); step positions are 0-based, like the
+report's ``index``. Every account a step names must be declared under ``accounts`` (a deposit of
+0 is fine for a staker), so a typo in a name is an error, not a new account.
+
+Extensions to SCENARIOS.md, all optional and backward compatible:
+
+- top level ``description`` (free text);
+- ``insurance.window`` and ``insurance.per_event_cap`` (token units, like ``floor``);
+- ``expect_revert`` may name the custom error it expects (``expect_revert: ZeroAmount``);
+- ``settle`` takes an optional ``by`` (the sender; default: the relayer);
+- ``unstake`` takes an optional ``shares`` (decimal share tokens or ``all``, the default: every
+  share of the pending request).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, ClassVar
+
+import yaml
+
+from backstop.deploy import MOCK, ConfigError, MarketConfig, SuiteConfig, market_from_mapping
+from backstop.units import WAD, to_units, to_wad
+
+#: ``withdraw: {amount: max}``: all free collateral, floored to a token unit.
+MAX = "max"
+#: ``request_unstake: {shares: all}`` / ``unstake: {shares: all}``: every share.
+ALL = "all"
+
+#: The insurance fund's ERC-4626 ``_decimalsOffset()``: share tokens have collateral decimals + 6.
+FUND_DECIMALS_OFFSET = 6
+
+DEFAULT_COOLDOWN = 7 * 86_400
+DEFAULT_WINDOW = 2 * 86_400
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_ACCOUNT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+_ERROR_RE = re.compile(r"^[A-Z][A-Za-z0-9_]*$")
+
+
+class ScenarioError(ValueError):
+    """The scenario file is malformed; the message says where and why."""
+
+
+# --- exact YAML ---------------------------------------------------------------------------------------
+
+
+class _ExactLoader(yaml.SafeLoader):
+    """A safe loader whose floats are ``Decimal`` of their source text (``0.1`` stays 0.1 exactly)."""
+
+
+def _construct_decimal(loader: yaml.SafeLoader, node: yaml.Node) -> Decimal | str:
+    text = loader.construct_scalar(node).replace("_", "")  # type: ignore[arg-type]
+    try:
+        return Decimal(text)
+    except InvalidOperation:  # .inf, .nan: not a quantity; validation rejects it with context
+        return text
+
+
+_ExactLoader.add_constructor("tag:yaml.org,2002:float", _construct_decimal)
+
+
+def load_yaml(text: str) -> Any:
+    """Parses YAML text with exact decimals (floats become ``Decimal``)."""
+    return yaml.load(text, Loader=_ExactLoader)
+
+
+# --- typed steps -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Step:
+    """A scenario step. ``index`` is its 0-based position; ``expect_revert`` is False, True, or the
+    name of the custom error the step must revert with."""
+
+    index: int
+    expect_revert: bool | str = False
+    action: ClassVar[str] = ""
+    #: Keys of the step's mapping that name accounts (checked against ``accounts``).
+    account_keys: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def expects_revert(self) -> bool:
+        return self.expect_revert is not False
+
+    def accounts(self) -> list[str]:
+        """Every account the step names, in key order."""
+        return [getattr(self, k) for k in self.account_keys if getattr(self, k) is not None]
+
+
+@dataclass(frozen=True)
+class Stake(Step):
+    """Deposit ``amount`` token units into the insurance fund (ERC-4626 ``deposit``)."""
+
+    account: str = ""
+    amount: int = 0
+    action: ClassVar[str] = "stake"
+    account_keys: ClassVar[tuple[str, ...]] = ("account",)
+
+
+@dataclass(frozen=True)
+class Trade(Step):
+    """Two signed orders at ``price`` for ``size`` (WAD), matched in full by the relayer."""
+
+    buyer: str = ""
+    seller: str = ""
+    market: str = ""
+    size: int = 0
+    price: int = 0
+    maker: str = "seller"  # "buyer" or "seller"
+    action: ClassVar[str] = "trade"
+    account_keys: ClassVar[tuple[str, ...]] = ("buyer", "seller")
+
+
+@dataclass(frozen=True)
+class Price(Step):
+    """New oracle answers (WAD per market name), stamped with the current chain time."""
+
+    prices: Mapping[str, int] = field(default_factory=dict)
+    action: ClassVar[str] = "price"
+
+
+@dataclass(frozen=True)
+class Advance(Step):
+    """Moves chain time forward by ``seconds``."""
+
+    seconds: int = 0
+    action: ClassVar[str] = "advance"
+
+
+@dataclass(frozen=True)
+class Liquidate(Step):
+    """``by`` calls ``liquidate(account)``."""
+
+    account: str = ""
+    by: str = ""
+    action: ClassVar[str] = "liquidate"
+    account_keys: ClassVar[tuple[str, ...]] = ("account", "by")
+
+
+@dataclass(frozen=True)
+class KeeperPass(Step):
+    """One pass of the real keeper, signing as ``by``."""
+
+    by: str = ""
+    action: ClassVar[str] = "keeper"
+    account_keys: ClassVar[tuple[str, ...]] = ("by",)
+
+
+@dataclass(frozen=True)
+class Settle(Step):
+    """``settle(account)``, sent by ``by`` (default: the relayer)."""
+
+    account: str = ""
+    by: str | None = None
+    action: ClassVar[str] = "settle"
+    account_keys: ClassVar[tuple[str, ...]] = ("account", "by")
+
+
+@dataclass(frozen=True)
+class Deposit(Step):
+    """Deposit ``amount`` token units of margin."""
+
+    account: str = ""
+    amount: int = 0
+    action: ClassVar[str] = "deposit"
+    account_keys: ClassVar[tuple[str, ...]] = ("account",)
+
+
+@dataclass(frozen=True)
+class Withdraw(Step):
+    """Withdraw ``amount`` token units of margin, or ``MAX``: all free collateral."""
+
+    account: str = ""
+    amount: int | str = 0
+    action: ClassVar[str] = "withdraw"
+    account_keys: ClassVar[tuple[str, ...]] = ("account",)
+
+
+@dataclass(frozen=True)
+class RequestUnstake(Step):
+    """Start the fund's cooldown for ``shares`` (raw share units) or ``ALL`` of them."""
+
+    account: str = ""
+    shares: int | str = ALL
+    action: ClassVar[str] = "request_unstake"
+    account_keys: ClassVar[tuple[str, ...]] = ("account",)
+
+
+@dataclass(frozen=True)
+class Unstake(Step):
+    """Redeem ``shares`` (raw share units) of the matured request, or ``ALL`` of the request."""
+
+    account: str = ""
+    shares: int | str = ALL
+    action: ClassVar[str] = "unstake"
+    account_keys: ClassVar[tuple[str, ...]] = ("account",)
+
+
+STEP_TYPES: dict[str, type[Step]] = {
+    cls.action: cls
+    for cls in (
+        Stake,
+        Trade,
+        Price,
+        Advance,
+        Liquidate,
+        KeeperPass,
+        Settle,
+        Deposit,
+        Withdraw,
+        RequestUnstake,
+        Unstake,
+    )
+}
+
+# key -> required?  (expect_revert is allowed everywhere but on advance)
+_STEP_KEYS: dict[str, dict[str, bool]] = {
+    "stake": {"account": True, "amount": True},
+    "trade": {"buyer": True, "seller": True, "market": True, "size": True, "price": True, "maker": False},
+    "liquidate": {"account": True, "by": True},
+    "keeper": {"by": True},
+    "settle": {"account": True, "by": False},
+    "deposit": {"account": True, "amount": True},
+    "withdraw": {"account": True, "amount": True},
+    "request_unstake": {"account": True, "shares": True},
+    "unstake": {"account": True, "shares": False},
+}
+
+
+# --- the scenario ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A validated scenario. Token amounts are token units, sizes and prices WAD integers."""
+
+    name: str
+    collateral_decimals: int
+    markets: tuple[MarketConfig, ...]
+    accounts: Mapping[str, int]  # name -> initial margin deposit (token units), in declared order
+    steps: tuple[Step, ...]
+    cooldown: int = DEFAULT_COOLDOWN
+    window: int = DEFAULT_WINDOW
+    floor_tokens: int = 0
+    per_event_cap_tokens: int = 0
+    description: str = ""
+    source: str | None = None
+
+    @property
+    def scale(self) -> int:
+        """WAD per token unit."""
+        return 10 ** (18 - self.collateral_decimals)
+
+    @property
+    def share_decimals(self) -> int:
+        return self.collateral_decimals + FUND_DECIMALS_OFFSET
+
+    @property
+    def market_names(self) -> list[str]:
+        return [m.name for m in self.markets]
+
+    def market_id(self, name: str) -> int:
+        """Market ids follow the scenario's order, from 0."""
+        return self.market_names.index(name)
+
+    def market(self, name: str) -> MarketConfig:
+        return self.markets[self.market_id(name)]
+
+    def account_names(self) -> list[str]:
+        """Every account, in order of first appearance (the ``accounts`` mapping, then the steps)."""
+        names = list(self.accounts)
+        for step in self.steps:
+            for name in step.accounts():
+                if name not in names:
+                    names.append(name)
+        return names
+
+    def suite_config(self) -> SuiteConfig:
+        """The deployment config (mock token and feeds) of ``backstop.deploy``."""
+        return SuiteConfig(
+            markets=self.markets,
+            collateral_decimals=self.collateral_decimals,
+            cooldown=self.cooldown,
+            window=self.window,
+            fund_floor_tokens=self.floor_tokens,
+            fund_per_event_cap_tokens=self.per_event_cap_tokens,
+        )
+
+    def wallet_needs(self) -> dict[str, tuple[int, int]]:
+        """Per account, token units it must hold to make every deposit and every stake it is
+        asked to: ``(for the vault, for the fund)``. Withdrawals only add to a wallet."""
+        needs = {name: [self.accounts.get(name, 0), 0] for name in self.account_names()}
+        for step in self.steps:
+            if isinstance(step, Deposit):
+                needs[step.account][0] += step.amount
+            elif isinstance(step, Stake):
+                needs[step.account][1] += step.amount
+        return {name: (v, f) for name, (v, f) in needs.items()}
+
+
+# --- loading ------------------------------------------------------------------------------------------------
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Reads and validates a scenario file; ``ScenarioError`` (with the file name) if it is bad."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ScenarioError(f"{path}: cannot read the scenario ({err.strerror or err})") from err
+    try:
+        return parse_scenario(load_yaml(text), source=str(path))
+    except yaml.YAMLError as err:
+        raise ScenarioError(f"{path}: not valid YAML: {err}") from err
+    except ScenarioError as err:
+        raise ScenarioError(f"{path}: {err}") from err
+
+
+def parse_scenario_text(text: str, source: str | None = None) -> Scenario:
+    """Parses scenario YAML text (exact decimals)."""
+    try:
+        raw = load_yaml(text)
+    except yaml.YAMLError as err:
+        raise ScenarioError(f"not valid YAML: {err}") from err
+    return parse_scenario(raw, source=source)
+
+
+_TOP_KEYS = {"name", "description", "collateral_decimals", "markets", "insurance", "accounts", "steps"}
+
+
+def parse_scenario(raw: Any, source: str | None = None) -> Scenario:
+    """Validates a parsed scenario mapping (as from ``load_yaml``) into a ``Scenario``."""
+    if not isinstance(raw, Mapping):
+        raise ScenarioError("a scenario is a mapping with name, markets, accounts and steps")
+    _check_keys(raw, _TOP_KEYS, {"name", "markets", "steps"}, "scenario")
+
+    name = raw["name"]
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise ScenarioError(f"name: {name!r} must be a file-name-safe string (letters, digits, . _ -)")
+    description = raw.get("description", "") or ""
+    if not isinstance(description, str):
+        raise ScenarioError("description: must be a string")
+
+    decimals = raw.get("collateral_decimals", 6)
+    if isinstance(decimals, bool) or not isinstance(decimals, int) or not 0 < decimals <= 18:
+        raise ScenarioError(f"collateral_decimals: {decimals!r} must be an integer in 1..18")
+
+    markets = _parse_markets(raw["markets"])
+    cooldown, window, floor, cap = _parse_insurance(raw.get("insurance"), decimals)
+    accounts = _parse_accounts(raw.get("accounts"), decimals)
+
+    steps_raw = raw["steps"]
+    if not isinstance(steps_raw, list):
+        raise ScenarioError("steps: must be a list of one-key mappings")
+    names = {m.name for m in markets}
+    steps = tuple(
+        _parse_step(
+            i, entry, decimals=decimals, markets=names, accounts=set(accounts), market_configs=markets
+        )
+        for i, entry in enumerate(steps_raw)
+    )
+    return Scenario(
+        name=name,
+        collateral_decimals=decimals,
+        markets=markets,
+        accounts=accounts,
+        steps=steps,
+        cooldown=cooldown,
+        window=window,
+        floor_tokens=floor,
+        per_event_cap_tokens=cap,
+        description=description.strip(),
+        source=source,
+    )
+
+
+def _check_keys(raw: Mapping, allowed: set[str], required: set[str], where: str) -> None:
+    for key in raw:
+        if not isinstance(key, str):
+            raise ScenarioError(f"{where}: key {key!r} is not a string")
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise ScenarioError(
+            f"{where}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+            f"allowed: {', '.join(sorted(allowed))}"
+        )
+    missing = sorted(required - set(raw))
+    if missing:
+        raise ScenarioError(f"{where}: missing {', '.join(map(repr, missing))}")
+
+
+def _decimal(value: Any, where: str) -> Decimal:
+    """A YAML scalar as an exact ``Decimal`` (ints, exact-decimal floats, numeric strings)."""
+    if isinstance(value, bool) or value is None:
+        raise ScenarioError(f"{where}: {value!r} is not a number")
+    if isinstance(value, float):  # only from callers that bypass load_yaml; repr is the literal
+        value = repr(value)
+    try:
+        d = (
+            Decimal(value)
+            if isinstance(value, int | Decimal)
+            else Decimal(str(value).strip().replace("_", ""))
+        )
+    except InvalidOperation as err:
+        raise ScenarioError(f"{where}: {value!r} is not a number") from err
+    if not d.is_finite():
+        raise ScenarioError(f"{where}: {value!r} is not a finite number")
+    return d
+
+
+def _plain(d: Decimal) -> str:
+    """A decimal as written (``0.0000001``, never ``1E-7``)."""
+    return format(d, "f")
+
+
+def _nonneg(value: Any, where: str) -> Decimal:
+    d = _decimal(value, where)
+    if d < 0:
+        raise ScenarioError(f"{where}: {_plain(d)} must not be negative")
+    return d
+
+
+def _tokens(value: Any, decimals: int, where: str) -> int:
+    d = _nonneg(value, where)
+    try:
+        return to_units(d, decimals)
+    except ValueError as err:
+        raise ScenarioError(f"{where}: {_plain(d)} has more decimals than the token's {decimals}") from err
+
+
+def _wad(value: Any, where: str) -> int:
+    d = _nonneg(value, where)
+    try:
+        return to_wad(d)
+    except ValueError as err:
+        raise ScenarioError(f"{where}: {_plain(d)} has more than 18 decimal places") from err
+
+
+def _seconds(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ScenarioError(f"{where}: {value!r} must be a whole number of seconds ≥ 0")
+    return value
+
+
+def _parse_markets(raw: Any) -> tuple[MarketConfig, ...]:
+    if not isinstance(raw, Mapping) or not raw:
+        raise ScenarioError("markets: at least one market is required (a mapping name -> parameters)")
+    out = []
+    for name, params in raw.items():
+        where = f"markets.{name}"
+        if not isinstance(name, str) or not _ACCOUNT_RE.match(name):
+            raise ScenarioError(f"{where}: market names are identifiers (letters, digits, _ -)")
+        if not isinstance(params, Mapping):
+            raise ScenarioError(f"{where}: must be a mapping of parameters")
+        if "price" not in params:
+            raise ScenarioError(f"{where}: price (the initial oracle price) is required")
+        if str(params.get("feed", MOCK)) != MOCK:
+            raise ScenarioError(f"{where}: a stress scenario runs on a local chain with mock feeds only")
+        clean = {}
+        for key, value in params.items():
+            if key in ("heartbeat", "feed_decimals"):
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise ScenarioError(f"{where}.{key}: {value!r} must be a whole number")
+                clean[key] = value
+            elif key == "feed":
+                clean[key] = value
+            else:
+                clean[key] = _decimal(value, f"{where}.{key}")
+        try:
+            market = market_from_mapping(name, clean)
+        except (ConfigError, ValueError) as err:
+            raise ScenarioError(f"{where}: {str(err).removeprefix(f'market {name}: ')}") from err
+        _check_market(market, where)
+        out.append(market)
+    return tuple(out)
+
+
+def _check_market(m: MarketConfig, where: str) -> None:
+    """The engine's hard bounds (DESIGN §10), checked here so a bad file fails before deploying."""
+    mm = m.mm_ratio
+    checks = [
+        (mm > 0, "maintenance_margin must be > 0"),
+        (mm < m.im_ratio <= WAD, "initial_margin must be > maintenance_margin and ≤ 1"),
+        (0 <= m.keeper_reward_ratio < mm, "keeper_reward must be < maintenance_margin"),
+        (0 <= m.insurance_fee_ratio < mm, "insurance_fee must be < maintenance_margin"),
+        (0 <= m.maker_fee_ratio < mm, "maker_fee must be < maintenance_margin"),
+        (0 <= m.taker_fee_ratio < mm, "taker_fee must be < maintenance_margin"),
+        (0 < m.price_band_ratio < WAD, "price_band must be in (0, 1)"),
+        (m.heartbeat > 0, "heartbeat must be > 0"),
+        (0 < m.open_interest_cap < 2**127, "open_interest_cap must be > 0"),
+        (0 < m.mock_feed_decimals <= 18, "feed_decimals must be in 1..18"),
+        (m.mock_price > 0, "price must be > 0"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ScenarioError(f"{where}: {message}")
+    _check_feed_price(m, m.mock_price, f"{where}.price")
+
+
+def _check_feed_price(m: MarketConfig, price_wad: int, where: str) -> None:
+    if price_wad <= 0:
+        raise ScenarioError(f"{where}: an oracle price must be > 0")
+    if price_wad % 10 ** (18 - m.mock_feed_decimals):
+        raise ScenarioError(
+            f"{where}: {_fmt(price_wad)} is not representable with the feed's {m.mock_feed_decimals} decimals"
+        )
+
+
+def _parse_insurance(raw: Any, decimals: int) -> tuple[int, int, int, int]:
+    if raw is None:
+        return DEFAULT_COOLDOWN, DEFAULT_WINDOW, 0, 0
+    if not isinstance(raw, Mapping):
+        raise ScenarioError("insurance: must be a mapping (cooldown, floor)")
+    _check_keys(raw, {"cooldown", "window", "floor", "per_event_cap"}, set(), "insurance")
+    return (
+        _seconds(raw.get("cooldown", DEFAULT_COOLDOWN), "insurance.cooldown"),
+        _seconds(raw.get("window", DEFAULT_WINDOW), "insurance.window"),
+        _tokens(raw.get("floor", 0), decimals, "insurance.floor"),
+        _tokens(raw.get("per_event_cap", 0), decimals, "insurance.per_event_cap"),
+    )
+
+
+def _parse_accounts(raw: Any, decimals: int) -> dict[str, int]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ScenarioError("accounts: must be a mapping name -> initial margin deposit")
+    out = {}
+    for name, amount in raw.items():
+        if not isinstance(name, str) or not _ACCOUNT_RE.match(name):
+            raise ScenarioError(f"accounts: {name!r} is not a valid account name (letters, digits, _ -)")
+        out[name] = _tokens(0 if amount is None else amount, decimals, f"accounts.{name}")
+    return out
+
+
+def _parse_expect_revert(value: Any, where: str) -> bool | str:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and _ERROR_RE.match(value):
+        return value
+    raise ScenarioError(f"{where}.expect_revert: {value!r} must be true, false or a custom error name")
+
+
+def _parse_step(
+    index: int,
+    entry: Any,
+    *,
+    decimals: int,
+    markets: set[str],
+    accounts: set[str],
+    market_configs: tuple[MarketConfig, ...],
+) -> Step:
+    if not isinstance(entry, Mapping) or len(entry) != 1:
+        raise ScenarioError(f"steps[{index}]: each step is a one-key mapping like '- trade: {{...}}'")
+    [(action, body)] = entry.items()
+    if action not in STEP_TYPES:
+        raise ScenarioError(
+            f"steps[{index}]: unknown action {action!r}; expected one of {', '.join(STEP_TYPES)}"
+        )
+    where = f"steps[{index}] ({action})"
+
+    if action == "advance":
+        return Advance(index=index, seconds=_seconds(body, where))
+
+    if not isinstance(body, Mapping):
+        raise ScenarioError(f"{where}: expected a mapping, got {body!r}")
+    body = dict(body)
+    expect = _parse_expect_revert(body.pop("expect_revert"), where) if "expect_revert" in body else False
+
+    if action == "price":
+        if not body:
+            raise ScenarioError(f"{where}: give at least one market price, like '{{ETH: 1500}}'")
+        by_name = {m.name: m for m in market_configs}
+        prices = {}
+        for market, value in body.items():
+            if market not in markets:
+                raise ScenarioError(
+                    f"{where}: unknown market {market!r}; markets: {', '.join(sorted(markets))}"
+                )
+            price = _wad(value, f"{where}.{market}")
+            _check_feed_price(by_name[market], price, f"{where}.{market}")
+            prices[market] = price
+        return Price(index=index, expect_revert=expect, prices=prices)
+
+    spec = _STEP_KEYS[action]
+    _check_keys(body, set(spec), {k for k, req in spec.items() if req}, where)
+    cls = STEP_TYPES[action]
+    for key in cls.account_keys:
+        if key in body:
+            name = body[key]
+            if not isinstance(name, str) or name not in accounts:
+                known = ", ".join(sorted(accounts)) or "none declared"
+                raise ScenarioError(
+                    f"{where}.{key}: unknown account {name!r}; declare it under 'accounts' (known: {known})"
+                )
+
+    fields: dict[str, Any] = {k: body[k] for k in cls.account_keys if k in body}
+    if action == "trade":
+        if body["market"] not in markets:
+            raise ScenarioError(
+                f"{where}.market: unknown market {body['market']!r}; markets: {', '.join(sorted(markets))}"
+            )
+        maker = body.get("maker", "seller")
+        if maker not in ("buyer", "seller"):
+            raise ScenarioError(f"{where}.maker: {maker!r} must be 'buyer' or 'seller'")
+        fields.update(
+            market=body["market"],
+            size=_wad(body["size"], f"{where}.size"),
+            price=_wad(body["price"], f"{where}.price"),
+            maker=maker,
+        )
+    elif action in ("stake", "deposit"):
+        fields["amount"] = _tokens(body["amount"], decimals, f"{where}.amount")
+    elif action == "withdraw":
+        amount = body["amount"]
+        fields["amount"] = MAX if amount == MAX else _tokens(amount, decimals, f"{where}.amount")
+    elif action in ("request_unstake", "unstake"):
+        shares = body.get("shares", ALL)
+        fields["shares"] = (
+            ALL if shares == ALL else _tokens(shares, decimals + FUND_DECIMALS_OFFSET, f"{where}.shares")
+        )
+    return cls(index=index, expect_revert=expect, **fields)
+
+
+# --- display --------------------------------------------------------------------------------------------------
+
+
+def _fmt(value: int, scale: int = WAD) -> str:
+    """An exact decimal rendering of ``value / scale`` (``2000``, ``0.5``)."""
+    d = Decimal(value) / Decimal(scale)
+    text = format(d.normalize(), "f")
+    return text
+
+
+def format_wad(value: int) -> str:
+    """A WAD integer as an exact decimal string (``1500000000000000000000`` → ``1500``)."""
+    return _fmt(value)
+
+
+def describe(step: Step, scenario: Scenario) -> str:
+    """A one-line rendering of a step, e.g. ``trade bob<-alice ETH 4 @ 2000``."""
+    tokens = 10**scenario.collateral_decimals
+    shares_unit = 10**scenario.share_decimals
+    if isinstance(step, Trade):
+        maker = " (buyer makes)" if step.maker == "buyer" else ""
+        text = (
+            f"trade {step.buyer}<-{step.seller} {step.market} {_fmt(step.size)} @ {_fmt(step.price)}{maker}"
+        )
+    elif isinstance(step, Price):
+        text = "price " + " ".join(f"{m}={_fmt(p)}" for m, p in step.prices.items())
+    elif isinstance(step, Advance):
+        text = f"advance {step.seconds}s"
+    elif isinstance(step, Liquidate):
+        text = f"liquidate {step.account} by {step.by}"
+    elif isinstance(step, KeeperPass):
+        text = f"keeper by {step.by}"
+    elif isinstance(step, Settle):
+        text = f"settle {step.account}" + (f" by {step.by}" if step.by else "")
+    elif isinstance(step, Deposit | Stake | Withdraw):
+        amount = step.amount if step.amount == MAX else _fmt(step.amount, tokens)  # type: ignore[arg-type]
+        text = f"{step.action} {step.account} {amount}"
+    elif isinstance(step, RequestUnstake | Unstake):
+        shares = step.shares if step.shares == ALL else _fmt(step.shares, shares_unit)  # type: ignore[arg-type]
+        text = f"{step.action} {step.account} {shares} shares"
+    else:  # pragma: no cover - every action is listed above
+        text = step.action
+    if step.expects_revert:
+        text += " (expect revert" + (
+            f" {step.expect_revert})" if isinstance(step.expect_revert, str) else ")"
+        )
+    return text

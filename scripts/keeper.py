@@ -1,0 +1,173 @@
+"""``ape run keeper``: follow the chain and liquidate every liquidatable Backstop account.
+
+    ape run keeper --network ethereum:local:http://127.0.0.1:8545 --once
+    ape run keeper --network ethereum:sepolia:node --account keeper
+
+Reads the engine's address and deployment block from the deploy manifest
+(``deployments/<chain-id>.json``), keeps its cursor and account index in ``.keeper/<chain-id>.json``
+and logs one structured line per event (see ``docs/keeper.md``). The keeper signs its own
+transactions: the Ape account must be a test account or a keyfile account (its passphrase is read
+from ``APE_ACCOUNTS_<alias>_PASSPHRASE``, as ``ape`` itself does, or prompted for once).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+from ape import accounts, chain
+from ape.cli import ConnectedProviderCommand, account_option, network_option
+from eth_account import Account
+from web3 import HTTPProvider, Web3
+
+from backstop.keeper import Keeper, KeeperConfigError, KeeperStateError, LocalSigner, RpcUnavailable
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def signer_for(account) -> LocalSigner:
+    """A ``LocalSigner`` for an Ape account: test accounts expose ``private_key``; a keyfile
+    account's key is decrypted from its keyfile with its passphrase (from the environment
+    variable Ape's own ``unlock`` reads, else a hidden prompt)."""
+    key = getattr(account, "private_key", None)
+    if key:
+        return LocalSigner(key)
+    keyfile = getattr(account, "keyfile", None)
+    if keyfile is None:
+        raise click.UsageError(
+            f"{account} cannot sign locally: use a test account or an `ape accounts` keyfile"
+        )
+    alias = account.alias
+    passphrase = os.environ.get(f"APE_ACCOUNTS_{alias}_PASSPHRASE")
+    if passphrase is None:
+        passphrase = click.prompt(f"Passphrase to unlock '{alias}' for the keeper", hide_input=True)
+    try:
+        return LocalSigner(Account.decrypt(keyfile, passphrase))
+    except ValueError as err:
+        raise click.UsageError(f"cannot unlock '{alias}': {err}") from err
+
+
+def web3_for(provider) -> Web3:
+    """A plain web3.py client on the provider's HTTP endpoint (faster than going through Ape);
+    Ape's own web3 for WebSocket or IPC providers."""
+    uri = getattr(provider, "uri", None)
+    if isinstance(uri, str) and uri.startswith(("http://", "https://")):
+        return Web3(HTTPProvider(uri, request_kwargs={"timeout": 30}))
+    return provider.web3
+
+
+def read_manifest(path: Path, chain_id: int) -> tuple[str, int]:
+    """``(engine address, deployment block)`` from a deploy manifest."""
+    try:
+        manifest = json.loads(path.read_text())
+        engine = manifest["contracts"]["MarginEngine"]
+    except (OSError, ValueError, KeyError) as err:
+        raise click.UsageError(
+            f"{path}: no usable deployment manifest ({err}); run `ape run deploy`"
+        ) from err
+    if int(manifest.get("chain_id", chain_id)) != chain_id:
+        raise click.UsageError(f"{path} describes chain {manifest['chain_id']}, connected to {chain_id}")
+    return engine["address"], int(engine.get("block", 0))
+
+
+@click.command(cls=ConnectedProviderCommand, short_help="Run the liquidation keeper")
+@network_option()
+@account_option(prompt=False)
+@click.option(
+    "--deployment",
+    "deployment_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Deploy manifest [default: deployments/<chain-id>.json].",
+)
+@click.option(
+    "--state",
+    "state_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Cursor and account index [default: .keeper/<chain-id>.json].",
+)
+@click.option("--once", is_flag=True, help="Run one pass and exit (status 1 if anything failed).")
+@click.option("--dry-run", is_flag=True, help="Scan, decide and dry-run, but send nothing.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=500,
+    show_default=True,
+    help="Accounts per healthOf call.",
+)
+@click.option(
+    "--poll-interval",
+    type=click.FloatRange(min=0.05),
+    default=1.0,
+    show_default=True,
+    help="Seconds between head polls.",
+)
+@click.option(
+    "--max-in-flight",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Window: accounts re-checked together and sent before awaiting receipts (1: one at a time).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Also log DEBUG lines (empty syncs).")
+def cli(
+    provider,
+    account,
+    deployment_path: Path | None,
+    state_path: Path | None,
+    once: bool,
+    dry_run: bool,
+    batch_size: int,
+    poll_interval: float,
+    max_in_flight: int,
+    verbose: bool,
+):
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log = logging.getLogger("backstop.keeper")
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG if verbose else logging.INFO)
+    log.propagate = False
+
+    chain_id = chain.chain_id
+    if account is None:
+        if not provider.network.is_local:
+            raise click.UsageError("--account is required on a live network (an Ape account alias)")
+        account = accounts.test_accounts[0]
+    engine, deployed_at = read_manifest(
+        deployment_path or ROOT / "deployments" / f"{chain_id}.json", chain_id
+    )
+    keeper: Keeper | None = None
+    try:
+        keeper = Keeper(
+            web3_for(provider),
+            engine,
+            signer_for(account),
+            state_path=state_path or ROOT / ".keeper" / f"{chain_id}.json",
+            start_block=deployed_at,
+            batch_size=batch_size,
+            dry_run=dry_run,
+            logger=log,
+            max_in_flight=max_in_flight,
+        )
+        if once:
+            report = keeper.run_once()
+            sys.exit(1 if report.failed else 0)
+        keeper.run_forever(poll_interval=poll_interval)
+    except (KeeperStateError, KeeperConfigError) as err:
+        click.echo(f"keeper: {err}", err=True)
+        sys.exit(2)
+    except RpcUnavailable as err:
+        click.echo(f"keeper: node unavailable: {err}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    finally:
+        # Also on Ctrl-C when Ape runs the node: its SIGINT handler exits with SystemExit(130).
+        if keeper is not None:
+            log.info("keeper stop %s", " ".join(f"{k}={v}" for k, v in keeper.counters.items()))

@@ -1,0 +1,465 @@
+"""The liquidation keeper against a deployed suite on anvil, with the reference model as referee.
+
+Scenarios are built through the lockstep harness; then the real ``Keeper`` (web3.py, its own
+signer, nonce and fees) runs against the chain, through a local JSON-RPC proxy where a test needs
+to see or break its requests. After each pass, every account the model said was liquidatable
+must be flat, each liquidation is mirrored into the model in the order of the ``Liquidated``
+events, and ``check`` compares every observable with the model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from eth_account import Account
+from eth_account.typed_transactions import TypedTransaction
+from eth_utils import keccak, to_checksum_address
+from hexbytes import HexBytes
+from web3 import HTTPProvider, Web3
+
+from backstop.keeper import Keeper, KeeperStateError, LocalSigner
+from backstop.units import WAD
+from tests.integration.rpc_proxy import RpcProxy
+
+TOKEN = 10**6
+ETH = 2000 * WAD
+BTC = 30_000 * WAD
+LIQUIDATED_TOPIC = keccak(text="Liquidated(address,address,uint256,uint256,uint256,uint256,uint256,uint256)")
+
+# (margin in tokens, long size in ETH). At 1,800 eight are below maintenance, two of them tied;
+# 300 on 1 ETH keeps E = 100 ≥ MMR = 90 and 2,000 on 4 ETH is safe. At 1,700-1,750 all but the last
+# are liquidatable and most are bankrupt.
+ETH_BOOK = [
+    (210, 1),
+    (250, 1),
+    (250, 1),
+    (300, 1),
+    (420, 2),
+    (480, 2),
+    (520, 2),
+    (700, 3),
+    (760, 3),
+    (2000, 4),
+]
+
+
+@pytest.fixture
+def traders(accounts):
+    return list(accounts[10:30])
+
+
+@pytest.fixture
+def shorts(accounts):
+    return [accounts[30], accounts[31]]
+
+
+@pytest.fixture
+def keeper_accounts(system, accounts):
+    """Two keeper accounts the tests never send from through Ape after funding them, so the
+    keepers' own nonce tracking is the only writer."""
+    keepers = [accounts[40], accounts[41]]
+    for k in keepers:
+        system.deposit(k, 1_000_000 * TOKEN)
+    return keepers
+
+
+@pytest.fixture
+def start_block(chain, system):
+    """The first block worth indexing: the suite is deployed, nothing traded yet."""
+    return chain.blocks.head.number
+
+
+def web3_for(url: str) -> Web3:
+    """A plain web3 client, with web3's own retries off: only the keeper's backoff is at work."""
+    return Web3(HTTPProvider(url, exception_retry_configuration=None))
+
+
+def open_book(system, market: int, price: int, book, traders, shorts, *, unit: int = WAD) -> list:
+    """Each trader deposits its margin and buys its size from a well-funded short at ``price``."""
+    for short in shorts:
+        if system.model.margin(short.address) == 0:
+            system.deposit(short, 5_000_000 * TOKEN)
+    for i, ((margin, size), trader) in enumerate(zip(book, traders, strict=False)):
+        system.deposit(trader, margin * TOKEN)
+        system.trade(trader, shorts[i % len(shorts)], market, size * unit, price)
+    return traders[: len(book)]
+
+
+def model_order(system, accounts) -> list[str]:
+    """What the keeper must do, from the model: liquidatable accounts, most negative E − MMR
+    first, ties by address."""
+    model = system.model
+    chosen = [a.address for a in accounts if model.liquidatable(a.address)]
+    return sorted(chosen, key=lambda a: (model.equity(a) - model.maintenance_margin(a), a.lower()))
+
+
+def liquidations(web3: Web3, engine: str, since: int) -> list[tuple[str, str]]:
+    """``(account, liquidator)`` of every ``Liquidated`` event since ``since``, in chain order."""
+    logs = web3.eth.get_logs(
+        {"address": engine, "fromBlock": since, "toBlock": "latest", "topics": [LIQUIDATED_TOPIC.hex()]}
+    )
+    logs = sorted(logs, key=lambda e: (e["blockNumber"], e["logIndex"]))
+    return [
+        (to_checksum_address(bytes(e["topics"][1])[-20:]), to_checksum_address(bytes(e["topics"][2])[-20:]))
+        for e in logs
+    ]
+
+
+def mirror(system, events) -> None:
+    """Replays the keeper's liquidations into the model, in chain order."""
+    for account, liquidator in events:
+        system.model.liquidate(account, liquidator)
+
+
+def assert_flat(system, accounts) -> None:
+    for a in accounts:
+        assert list(system.engine.marketsOf(a)) == [], f"{a} still holds positions"
+
+
+def assert_never_sent_after_failed_dry_run(proxy: RpcProxy) -> None:
+    """Every transaction through ``proxy`` was preceded by a successful ``eth_call`` of the
+    same call (same sender, target and calldata)."""
+    last_dry_run: dict[tuple[str, str, str], bool] = {}
+    sends = 0
+    with proxy._lock:
+        exchanges = list(proxy.exchanges)
+    for ex in exchanges:
+        if ex.method == "eth_call" and ex.response is not None:
+            call = ex.params[0]
+            if "from" in call:
+                key = (call["from"].lower(), call["to"].lower(), call["data"].lower())
+                last_dry_run[key] = ex.error is None
+        elif ex.method == "eth_sendRawTransaction":
+            raw = HexBytes(ex.params[0])
+            tx = TypedTransaction.from_bytes(raw).as_dict()
+            key = (
+                Account.recover_transaction(raw).lower(),
+                to_checksum_address(tx["to"]).lower(),
+                HexBytes(tx["data"]).to_0x_hex().lower(),
+            )
+            assert last_dry_run.get(key) is True, f"sent {key} without a successful dry-run first"
+            sends += 1
+    assert sends > 0
+
+
+# --- a crash ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("max_in_flight", [1, 4])
+def test_keeper_liquidates_every_liquidatable_account_after_a_crash(
+    system, chain, traders, shorts, keeper_accounts, start_block, tmp_path, max_in_flight
+):
+    eth = system.add_market(ETH)
+    system.stake(shorts[0], 300 * TOKEN)  # a small fund: some deficits covered, the rest socialized
+    book = open_book(system, eth, ETH, ETH_BOOK, traders, shorts)
+    system.set_price(eth, 1700 * WAD)
+    expected = model_order(system, book)
+    assert len(expected) >= 6 and len(expected) < len(book)
+    k = keeper_accounts[0]
+
+    keeper = Keeper(
+        web3_for(chain.provider.uri),
+        system.engine.address,
+        LocalSigner(k.private_key),
+        state_path=tmp_path / "keeper.json",
+        start_block=start_block,
+        max_in_flight=max_in_flight,
+    )
+    report = keeper.run_once()
+
+    # Indexed every trader, short and keeper that ever held a position; liquidated in order.
+    assert report.scanned == len(book) + len(shorts)
+    assert report.liquidatable == len(expected)
+    assert report.liquidated == expected
+    assert (report.sent, report.confirmed, report.failed, report.lost_races) == (
+        len(expected),
+        len(expected),
+        0,
+        0,
+    )
+    assert len(report.tx_hashes) == len(expected)
+    events = liquidations(keeper.web3, system.engine.address, start_block)
+    assert events == [(a, k.address) for a in expected]
+    assert_flat(system, [a for a in book if a.address in expected])
+    mirror(system, events)
+    system.check(*book, *shorts, k)
+
+    # Counters are cumulative; the next pass finds nothing left to do.
+    again = keeper.run_once()
+    assert (again.liquidatable, again.sent) == (0, 0)
+    assert keeper.counters["confirmed"] == len(expected)
+    assert keeper.counters["scanned"] == report.scanned + again.scanned
+    state = json.loads((tmp_path / "keeper.json").read_text())
+    assert state["chain_id"] == chain.chain_id
+    assert state["engine"] == system.engine.address
+    assert {a.address for a in book} <= set(state["accounts"])
+
+
+def test_dry_run_reports_but_sends_nothing(system, chain, traders, shorts, keeper_accounts, start_block):
+    eth = system.add_market(ETH)
+    book = open_book(system, eth, ETH, ETH_BOOK, traders, shorts)
+    system.set_price(eth, 1800 * WAD)
+    expected = model_order(system, book)
+    k = keeper_accounts[0]
+    nonce = chain.provider.web3.eth.get_transaction_count(k.address)
+
+    keeper = Keeper(
+        web3_for(chain.provider.uri), system.engine.address, LocalSigner(k.private_key), dry_run=True
+    )
+    report = keeper.run_once()
+
+    assert report.liquidatable == len(expected) == 8
+    assert (report.sent, report.confirmed, report.failed, report.liquidated) == (0, 0, 0, [])
+    assert chain.provider.web3.eth.get_transaction_count(k.address) == nonce
+    assert all(system.model.liquidatable(a) for a in expected)
+    system.check(*book, *shorts, k)
+
+
+# --- restart ---------------------------------------------------------------------------------------
+
+
+def test_keeper_restarted_mid_run_resumes_from_its_cursor(
+    system, chain, traders, shorts, keeper_accounts, start_block, tmp_path
+):
+    eth = system.add_market(ETH)
+    btc = system.add_market(BTC)
+    eth_book = open_book(system, eth, ETH, ETH_BOOK[:6], traders[:6], shorts)
+    # BTC longs: margins on 0.1 BTC (notional 3,000, IM 300, MM 150).
+    btc_book = open_book(
+        system, btc, BTC, [(320, 1), (340, 1), (360, 1), (900, 1)], traders[6:10], shorts, unit=WAD // 10
+    )
+    chain.mine(20)  # the BTC positions sink below the keeper's reorg window: only the state file knows them
+    system.set_price(eth, 1700 * WAD)  # first crash: ETH only
+    first = model_order(system, eth_book + btc_book)
+    assert first and all(a in {t.address for t in eth_book} for a in first)
+    state_path = tmp_path / "keeper.json"
+    k = keeper_accounts[0]
+
+    keeper = Keeper(
+        web3_for(chain.provider.uri),
+        system.engine.address,
+        LocalSigner(k.private_key),
+        state_path=state_path,
+        start_block=start_block,
+    )
+    report = keeper.run_once()
+    assert report.liquidated == first
+    mirror(system, liquidations(keeper.web3, system.engine.address, start_block))
+    del keeper  # the process dies here
+
+    state = json.loads(state_path.read_text())
+    cursor = state["cursor_block"]
+    assert cursor > start_block
+    assert {a.address for a in btc_book} <= set(state["accounts"])
+    # Traders who open positions while the keeper is down, then the second crash.
+    late_book = open_book(system, btc, BTC, [(330, 1), (350, 1)], traders[10:12], shorts, unit=WAD // 10)
+    system.set_price(btc, 27_000 * WAD)
+    second = model_order(system, eth_book + btc_book + late_book)
+    assert {a.address for a in late_book} <= set(second)
+    assert set(second) & {a.address for a in btc_book}
+    mark = chain.blocks.head.number
+
+    with RpcProxy(chain.provider.uri) as proxy:
+        restarted = Keeper(
+            web3_for(proxy.url),
+            system.engine.address,
+            LocalSigner(k.private_key),
+            state_path=state_path,
+            start_block=start_block,
+        )
+        assert restarted.cursor == cursor
+        report = restarted.run_once()
+        scans = [e for e in proxy.calls("eth_getLogs") if len(e.params[0]["topics"]) == 1]
+
+    # No rescan from genesis: the account index was read from the state file, and the only logs
+    # fetched start right after the persisted cursor.
+    assert scans and int(scans[0].params[0]["fromBlock"], 16) == cursor + 1
+    assert all(int(e.params[0]["fromBlock"], 16) > cursor for e in scans)
+    assert report.liquidated == second
+    assert report.failed == report.lost_races == 0
+    events = liquidations(restarted.web3, system.engine.address, mark)
+    assert [a for a, _ in events] == second
+    assert_flat(system, [a for a in btc_book + late_book if a.address in second])
+    mirror(system, events)
+    system.check(*eth_book, *btc_book, *late_book, *shorts, k)
+
+
+def test_state_file_of_another_engine_or_chain_is_refused(system, chain, keeper_accounts, tmp_path):
+    chain.mine(15)  # a cursor deep enough to carry a block hash
+    signer = LocalSigner(keeper_accounts[0].private_key)
+    web3 = web3_for(chain.provider.uri)
+    path = tmp_path / "keeper.json"
+    Keeper(web3, system.engine.address, signer, state_path=path).run_once()
+    assert json.loads(path.read_text())["engine"] == system.engine.address
+
+    with pytest.raises(KeeperStateError, match="engine"):
+        Keeper(web3, system.vault.address, signer, state_path=path)
+    body = json.loads(path.read_text())
+    path.write_text(json.dumps({**body, "chain_id": 1}))
+    with pytest.raises(KeeperStateError, match="chain 1"):
+        Keeper(web3, system.engine.address, signer, state_path=path)
+    path.write_text(json.dumps({**body, "cursor_hash": "0x" + "11" * 32}))
+    with pytest.raises(KeeperStateError, match="restarted chain"):
+        Keeper(web3, system.engine.address, signer, state_path=path)
+
+
+# --- a flaky node ----------------------------------------------------------------------------------
+
+
+def test_keeper_behind_a_flaky_rpc_still_converges(
+    system, chain, traders, shorts, keeper_accounts, start_block, tmp_path, caplog
+):
+    caplog.set_level(logging.INFO, logger="backstop.keeper")
+    eth = system.add_market(ETH)
+    book = open_book(system, eth, ETH, ETH_BOOK, traders, shorts)
+    system.set_price(eth, 1750 * WAD)
+    expected = model_order(system, book)
+    k = keeper_accounts[0]
+
+    # Every 3rd request fails (alternately a 502 before the node sees it, and a connection dropped
+    # after the node executed it); the answers to the 1st and 3rd transactions sent are lost too.
+    with RpcProxy(
+        chain.provider.uri, fail_every=3, drop_after_forward={"eth_sendRawTransaction": {0, 2}}
+    ) as proxy:
+        keeper = Keeper(
+            web3_for(proxy.url),
+            system.engine.address,
+            LocalSigner(k.private_key),
+            state_path=tmp_path / "keeper.json",
+            start_block=start_block,
+        )
+        report = keeper.run_once()
+        again = keeper.run_once()
+        failed = proxy.failures
+
+    assert {f.failure for f in failed} == {"502", "drop"}
+    assert any(f.method == "eth_sendRawTransaction" for f in failed)
+    # A send whose answer was lost is recognised by its hash when re-sent, never signed twice.
+    assert "keeper send_recovered" in caplog.text
+    assert keeper.counters["rpc_retries"] == len(failed)  # every failure was retried, none gave up
+    assert report.liquidated == expected
+    assert (report.sent, report.confirmed, report.failed, report.lost_races) == (len(expected),) * 2 + (0, 0)
+    assert (again.liquidatable, again.sent) == (0, 0)
+    # No double sends: one transaction per liquidation, nonces consecutive.
+    events = liquidations(chain.provider.web3, system.engine.address, start_block)
+    assert events == [(a, k.address) for a in expected]
+    assert_flat(system, [a for a in book if a.address in expected])
+    mirror(system, events)
+    system.check(*book, *shorts, k)
+
+
+def test_keeper_narrows_log_ranges_a_node_refuses(
+    system, chain, traders, shorts, keeper_accounts, start_block
+):
+    eth = system.add_market(ETH)
+    book = open_book(system, eth, ETH, ETH_BOOK, traders, shorts)
+    system.set_price(eth, 1800 * WAD)
+    expected = model_order(system, book)
+    k = keeper_accounts[0]
+
+    with RpcProxy(chain.provider.uri, max_log_range=16) as proxy:
+        keeper = Keeper(
+            web3_for(proxy.url), system.engine.address, LocalSigner(k.private_key), start_block=start_block
+        )
+        report = keeper.run_once()
+        logs = proxy.calls("eth_getLogs")
+
+    refused = [e for e in logs if e.error]
+    served = [e for e in logs if not e.error]
+    assert refused and served
+    assert all(int(e.params[0]["toBlock"], 16) - int(e.params[0]["fromBlock"], 16) < 16 for e in served)
+    assert report.scanned == len(book) + len(shorts)
+    assert report.liquidated == expected
+    mirror(system, liquidations(chain.provider.web3, system.engine.address, start_block))
+    system.check(*book, *shorts, k)
+
+
+def test_run_forever_passes_once_per_new_block(system, chain, traders, shorts, keeper_accounts, start_block):
+    eth = system.add_market(ETH)
+    book = open_book(system, eth, ETH, ETH_BOOK, traders, shorts)
+    system.set_price(eth, 1800 * WAD)
+    expected = model_order(system, book)
+    k = keeper_accounts[0]
+    keeper = Keeper(
+        web3_for(chain.provider.uri),
+        system.engine.address,
+        LocalSigner(k.private_key),
+        start_block=start_block,
+    )
+
+    # Pass 1 liquidates, mining blocks; the new head starts pass 2, which finds nothing left.
+    keeper.run_forever(poll_interval=0.01, max_passes=2)
+
+    assert keeper.counters["passes"] == 2
+    assert keeper.counters["confirmed"] == keeper.counters["liquidatable"] == len(expected)
+    assert keeper.counters["failed"] == keeper.counters["lost_races"] == 0
+    events = liquidations(chain.provider.web3, system.engine.address, start_block)
+    assert [a for a, _ in events] == expected
+    mirror(system, events)
+    system.check(*book, *shorts, k)
+
+
+# --- two keepers racing ----------------------------------------------------------------------------
+
+
+class SynchronizedKeeper(Keeper):
+    """A keeper that waits for its rival after scanning, so both act on the same snapshot."""
+
+    def __init__(self, *args, barrier: threading.Barrier, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.barrier = barrier
+
+    def scan(self, block="latest"):
+        snapshot = super().scan(block)
+        self.barrier.wait(timeout=60)
+        return snapshot
+
+
+def test_two_racing_keepers_never_both_liquidate_an_account(
+    system, chain, traders, shorts, keeper_accounts, start_block, tmp_path
+):
+    eth = system.add_market(ETH)
+    book = open_book(system, eth, ETH, ETH_BOOK, traders, shorts)
+    system.set_price(eth, 1750 * WAD)
+    expected = model_order(system, book)
+    barrier = threading.Barrier(2)
+
+    with RpcProxy(chain.provider.uri) as p0, RpcProxy(chain.provider.uri) as p1:
+        keepers = [
+            SynchronizedKeeper(
+                web3_for(proxy.url),
+                system.engine.address,
+                LocalSigner(k.private_key),
+                state_path=tmp_path / f"keeper-{i}.json",
+                start_block=start_block,
+                barrier=barrier,
+            )
+            for i, (proxy, k) in enumerate(zip((p0, p1), keeper_accounts, strict=True))
+        ]
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            futures = [pool.submit(keeper.run_once) for keeper in keepers]
+            reports = [f.result(timeout=300) for f in futures]  # both return normally
+        proxies = (p0, p1)
+
+    # Each liquidatable account was liquidated exactly once, by one of the two.
+    events = liquidations(chain.provider.web3, system.engine.address, start_block)
+    assert sorted(a for a, _ in events) == sorted(expected)
+    assert len(events) == len(expected)
+    assert {liquidator for _, liquidator in events} <= {k.address for k in keeper_accounts}
+    # One winner and one loser per account: the loser records a lost race, never a failure.
+    assert sum(r.confirmed for r in reports) == len(expected)
+    assert sum(r.lost_races for r in reports) == len(expected)
+    assert all(r.failed == 0 for r in reports)
+    assert all(r.liquidatable == len(expected) for r in reports)
+    for report, k in zip(reports, keeper_accounts, strict=True):
+        assert report.liquidated == [a for a, who in events if who == k.address]
+    for proxy in proxies:
+        if proxy.calls("eth_sendRawTransaction"):
+            assert_never_sent_after_failed_dry_run(proxy)
+    assert_flat(system, [a for a in book if a.address in expected])
+    mirror(system, events)
+    system.check(*book, *shorts, *keeper_accounts)

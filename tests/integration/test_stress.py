@@ -1,0 +1,149 @@
+"""The stress runner on anvil: every provided scenario passes on a fresh deployment, its report
+equals the reference model's (but for gas and the chain id), the chart is a real PNG, a failing
+step fails the run, and a malformed scenario file is refused with a clear error."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from backstop.report import to_json, without_chain_fields
+from backstop.scenario import load_scenario, parse_scenario_text
+from backstop.stress import ChainBackend, ModelBackend, main, run, write_outputs
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = ROOT / "scenarios"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def play(project, chain, accounts, scenario):
+    """The scenario on a fresh suite and on the model, with the same addresses."""
+    backend = ChainBackend(project, chain, accounts)
+    on_chain = run(scenario, backend)
+    on_model = run(scenario, ModelBackend(addresses=backend.addresses))
+    return on_chain, on_model
+
+
+def assert_valid_png(path: Path) -> None:
+    from PIL import Image
+
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE
+    with Image.open(path) as image:
+        image.verify()
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.size[0] > 600 and image.size[1] > 400
+
+
+def test_flash_crash_report_equals_the_reference_model(project, chain, accounts, tmp_path):
+    scenario = load_scenario(SCENARIOS / "flash_crash.yaml")
+    on_chain, on_model = play(project, chain, accounts, scenario)
+    assert on_chain.ok, on_chain.failures
+    assert on_model.ok, on_model.failures
+
+    chain_report, model_report = to_json(on_chain), to_json(on_model)
+    assert without_chain_fields(chain_report) == without_chain_fields(model_report)
+    assert chain_report["chain_id"] == chain.chain_id and model_report["chain_id"] is None
+    gas = {s["action"]: s["gas_used"] for s in chain_report["steps"] if s["gas_used"]}
+    assert {"trade", "keeper", "withdraw", "stake", "price", "settle", "unstake"} <= set(gas)
+    assert all(s["gas_used"] is None for s in model_report["steps"])
+
+    # the keeper really liquidated: bob at 1,800, then alice and gina at 1,600, in that order
+    assert [(liq["step"], liq["account"], liq["liquidator"]) for liq in chain_report["liquidations"]] == [
+        (7, "bob", "keeper"),
+        (11, "alice", "keeper"),
+        (11, "gina", "keeper"),
+    ]
+    assert (
+        int(chain_report["totals"]["socialized"]) > 0 and int(chain_report["totals"]["insurance_covered"]) > 0
+    )
+    assert int(chain_report["solvency"]["dust"]) >= 0
+
+    json_path, png_path = write_outputs(on_chain, tmp_path)
+    assert json_path.name == "flash_crash.json" and png_path.name == "flash_crash.png"
+    assert json.loads(json_path.read_text()) == chain_report
+    assert_valid_png(png_path)
+
+
+@pytest.mark.parametrize(
+    "name", ["two_market_cascade", "exhausted_fund", "staker_exit_before_loss", "bad_inputs"]
+)
+def test_every_scenario_passes_on_chain_and_matches_the_model(project, chain, accounts, name):
+    # flash_crash runs in the test above
+    scenario = load_scenario(SCENARIOS / f"{name}.yaml")
+    on_chain, on_model = play(project, chain, accounts, scenario)
+    assert on_chain.ok, on_chain.failures
+    assert without_chain_fields(to_json(on_chain)) == without_chain_fields(to_json(on_model))
+    assert all(step.ok for step in on_chain.steps)
+
+
+def test_a_scenario_file_list_is_complete():
+    assert {p.stem for p in SCENARIOS.glob("*.yaml")} == {
+        "flash_crash",
+        "two_market_cascade",
+        "exhausted_fund",
+        "staker_exit_before_loss",
+        "bad_inputs",
+    }
+
+
+FAILING = """
+name: unexpected
+markets:
+  ETH: {price: 2000, initial_margin: 0.10, maintenance_margin: 0.05, keeper_reward: 0.01, insurance_fee: 0.01}
+accounts: {alice: 1000, bob: 1000}
+steps:
+  - trade: {buyer: alice, seller: bob, market: ETH, size: 1, price: 2000}
+  - withdraw: {account: alice, amount: 5000}
+  - deposit: {account: bob, amount: 10}
+"""
+
+
+def test_an_unexpected_revert_fails_the_run_after_writing_the_report(project, chain, accounts, tmp_path):
+    lines: list[str] = []
+    code, result = main(
+        parse_scenario_text(FAILING), ChainBackend(project, chain, accounts), tmp_path, echo=lines.append
+    )
+    assert code == 1 and not result.ok
+    report = json.loads((tmp_path / "unexpected.json").read_text())
+    assert report["ok"] is False
+    assert [(s["ok"], s["reverted"], s["error"]) for s in report["steps"]] == [
+        (True, False, None),
+        (False, True, "InsufficientFreeCollateral"),
+        (True, False, None),  # the run goes on after a failed step
+    ]
+    assert report["failures"] == ["steps[1] (withdraw): unexpected revert InsufficientFreeCollateral"]
+    assert "[2/3] withdraw alice 5000 FAILED: unexpected revert InsufficientFreeCollateral" in lines
+    assert any(line.startswith("unexpected: FAILED") for line in lines)
+    assert_valid_png(tmp_path / "unexpected.png")
+
+
+def _ape_run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    ape = Path(sys.executable).with_name("ape")
+    return subprocess.run(
+        [str(ape), "run", "stress", *args],
+        cwd=cwd,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_bad_scenario_file_is_refused_with_a_clear_error_before_any_chain_starts(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        FAILING.replace(
+            "  - deposit: {account: bob, amount: 10}", "  - deposit: {account: bobby, amount: 10}"
+        )
+    )
+    done = _ape_run("--scenario", str(bad), "--out", str(tmp_path))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "steps[2] (deposit).account: unknown account 'bobby'" in done.stderr
+    assert "Starting 'anvil'" not in done.stdout + done.stderr
+    assert not (tmp_path / "unexpected.json").exists()
