@@ -21,7 +21,7 @@ NPM_STAMP := node_modules/.installed
 export SOLCX_BINARY_PATH := $(CURDIR)/tools/solc
 export PATH := $(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
-PY_SOURCES := $(wildcard backstop tests scripts tools)
+PY_SOURCES := $(wildcard backstop tests scripts tools bench)
 
 SCENARIO ?= scenarios/flash_crash.yaml
 OUT ?= reports

@@ -1,0 +1,325 @@
+"""``bench/results.json`` and the generated part of ``docs/benchmarks.md``.
+
+The JSON nests by section, so the issue's dotted paths resolve by walking the keys:
+``gas.deposit_first`` is ``results["gas"]["deposit_first"]``. Every number is a JSON number, or
+``null`` when the benchmark could not run (the reason is in ``notes`` under the same dotted key).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from bench.trace import summarize
+
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+#: The issue's required keys (dotted paths into results.json).
+REQUIRED = (
+    "gas.deposit_first",
+    "gas.deposit_repeat",
+    "gas.trade_open",
+    "gas.liquidate_solvent_1m",
+    "gas.liquidate_covered_1m",
+    "gas.liquidate_socialized_1m",
+    "gas.liquidate_socialized_4m",
+    "gas.socialize_n10",
+    "gas.socialize_n100",
+    "gas.socialize_n1000",
+    "keeper.scan_1000_s",
+    "keeper.liquidate_all_1000_s",
+    "fuzz.revm_steps_per_s",
+    "fuzz.anvil_steps_per_s",
+)
+
+AAVE_V33_LIQUIDATION_GAS = 393_000
+
+GAS_ROWS = [
+    ("deposit_first", "deposit, first"),
+    ("deposit_repeat", "deposit, repeat"),
+    ("withdraw_no_positions", "withdraw, no positions"),
+    ("withdraw_1m", "withdraw, positions in 1 market"),
+    ("withdraw_4m", "withdraw, positions in 4 markets"),
+    ("trade_open", "trade, open both sides"),
+    ("trade_increase", "trade, increase"),
+    ("trade_reduce", "trade, reduce"),
+    ("trade_close", "trade, close"),
+    ("trade_flip", "trade, flip"),
+    ("liquidate_solvent_1m", "liquidate, solvent, 1 market"),
+    ("liquidate_covered_1m", "liquidate, bankrupt fully covered, 1 market"),
+    ("liquidate_socialized_1m", "liquidate, bankrupt, cover + socialization, 1 market"),
+    ("liquidate_solvent_4m", "liquidate, solvent, 4 markets"),
+    ("liquidate_covered_4m", "liquidate, bankrupt fully covered, 4 markets"),
+    ("liquidate_socialized_4m", "liquidate, bankrupt, cover + socialization, 4 markets"),
+    ("liquidate_solvent_1m_steady", "liquidate, solvent, 1 market, steady state"),
+    ("liquidate_socialized_1m_steady", "liquidate, cover + socialization, 1 market, steady state"),
+    ("settle_1m", "settle, pending loss in 1 market"),
+    ("settle_4m", "settle, pending loss in 4 markets"),
+    ("fund_stake", "insurance fund stake"),
+    ("cover", "insurance fund cover"),
+]
+
+
+def get(results: dict[str, Any], dotted: str) -> Any:
+    node: Any = results
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's targets: value, target, met (None when the value is missing)."""
+    gas = results.get("gas", {})
+    keeper = results.get("keeper", {})
+
+    def row(name: str, key: str, value, target: str, ok, unit: str = "gas") -> dict[str, Any]:
+        met = None if value is None else bool(ok)
+        return {"name": name, "key": key, "value": value, "unit": unit, "target": target, "met": met}
+
+    rows = []
+    v = gas.get("liquidate_socialized_1m")
+    rows.append(
+        row(
+            "liquidation, 1 market, fund cover + socialization",
+            "gas.liquidate_socialized_1m",
+            v,
+            f"≤ 200,000 gas (Aave v3.3 liquidationCall ≈ {AAVE_V33_LIQUIDATION_GAS:,})",
+            v is not None and v <= 200_000,
+        )
+    )
+    v = gas.get("liquidate_socialized_1m_steady")
+    if v is not None:
+        rows.append(
+            row(
+                "  the same, steady state (informational: liquidator already holds the market, loss index non-zero)",
+                "gas.liquidate_socialized_1m_steady",
+                v,
+                "≤ 200,000 gas",
+                v <= 200_000,
+            )
+        )
+    v = gas.get("trade_open")
+    rows.append(
+        row(
+            "trade opening positions for both parties",
+            "gas.trade_open",
+            v,
+            "≤ 200,000 gas",
+            v is not None and v <= 200_000,
+        )
+    )
+    for key, label in (("deposit_first", "deposit, first"), ("deposit_repeat", "deposit, repeat")):
+        v = gas.get(key)
+        rows.append(row(label, f"gas.{key}", v, "≤ 60,000 gas", v is not None and v <= 60_000))
+    lo, hi = gas.get("socialize_n10"), gas.get("socialize_n1000")
+    delta = None if lo is None or hi is None else round(100 * (hi - lo) / lo, 4)
+    rows.append(
+        row(
+            "socialization gas, N = 1,000 vs N = 10",
+            "gas.socialize_n1000 vs gas.socialize_n10",
+            delta,
+            "within 1 %",
+            delta is not None and abs(delta) <= 1,
+            unit="%",
+        )
+    )
+    v = keeper.get("scan_1000_s")
+    rows.append(
+        row(
+            "keeper: scan 1,000 accounts",
+            "keeper.scan_1000_s",
+            v,
+            "≤ 1 s",
+            v is not None and v <= 1,
+            unit="s",
+        )
+    )
+    v = keeper.get("liquidate_all_1000_s")
+    rows.append(
+        row(
+            "keeper: all liquidations after a crash of 1,000 accounts",
+            "keeper.liquidate_all_1000_s",
+            v,
+            "≤ 120 s",
+            v is not None and v <= 120,
+            unit="s",
+        )
+    )
+    return rows
+
+
+def _fmt(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        text = f"{value:,.3f}".rstrip("0").rstrip(".") if value < 100 else f"{value:,.1f}"
+    elif isinstance(value, int):
+        text = f"{value:,}"
+    else:
+        text = str(value)
+    return text + unit
+
+
+def _met(value: bool | None) -> str:
+    return {True: "yes", False: "**no**", None: "n/a"}[value]
+
+
+def markdown(results: dict[str, Any]) -> str:
+    meta = results.get("meta", {})
+    gas = results.get("gas", {})
+    notes = results.get("notes", {})
+    keeper = results.get("keeper", {})
+    fuzz = results.get("fuzz", {})
+    out: list[str] = []
+    out.append(
+        f"Generated by `make bench` on {meta.get('date', '?')}, commit `{meta.get('git_commit', '?')}`"
+        f"{' (with uncommitted changes)' if meta.get('git_dirty') else ''}; {meta.get('cpu', '?')}, "
+        f"{meta.get('cores', '?')} cores, load average {meta.get('load_average_start', '?')} at start; "
+        f"{meta.get('anvil', '?')}; solc {meta.get('solc', '?')} (optimizer {meta.get('optimizer', '?')}); "
+        f"whole run {_fmt(meta.get('runtime_s'), ' s')}."
+    )
+    out.append("")
+    out.append("### Targets")
+    out.append("")
+    out.append("| target | value | target | met |")
+    out.append("|---|---:|---|:---:|")
+    for r in results.get("targets", []):
+        unit = r.get("unit", "gas")
+        if unit == "%" and r["value"] is not None:
+            shown = f"{r['value']:+.4f} %"
+        else:
+            shown = _fmt(r["value"], "" if unit == "gas" else f" {unit}")
+        name = r["name"].strip()
+        if r["name"].startswith("  "):
+            name = "↳ " + name
+        out.append(f"| {name} (`{r['key']}`) | {shown} | {r['target']} | {_met(r['met'])} |")
+    out.append("")
+    out.append("### Gas per operation")
+    out.append("")
+    out.append("`gasUsed` of the transaction (intrinsic cost included, refunds deducted).")
+    out.append("")
+    out.append("| operation | key | gas | state |")
+    out.append("|---|---|---:|---|")
+    for key, label in GAS_ROWS:
+        if key in gas or f"gas.{key}" in notes:
+            note = notes.get(f"gas.{key}", "").replace("|", "\\|")
+            out.append(f"| {label} | `gas.{key}` | {_fmt(gas.get(key))} | {note} |")
+    out.append("")
+    social = results.get("socialization", {})
+    out.append("### Socialization is O(1)")
+    out.append("")
+    out.append(
+        "| opposite-side traders | key | liquidation gas | covered by fund | socialized | index delta per ETH |"
+    )
+    out.append("|---:|---|---:|---:|---:|---:|")
+    for n in (10, 100, 1000):
+        d = social.get(f"n{n}", {})
+        out.append(
+            f"| {_fmt(d.get('opposite_side_traders', n))} | `gas.socialize_n{n}` | {_fmt(gas.get(f'socialize_n{n}'))} | "
+            f"{_fmt(d.get('covered'))} | {_fmt(d.get('socialized'))} | "
+            f"{_fmt(None if d.get('index_delta_wad') is None else d['index_delta_wad'] / 1e18)} |"
+        )
+    out.append("")
+    out.append("### Keeper")
+    out.append("")
+    out.append("| measure | key | value |")
+    out.append("|---|---|---:|")
+    for key, label, unit in (
+        ("scan_1000_s", "dry-run pass over 1,000 healthy accounts (sync + scan + decide)", " s"),
+        ("scan_only_1000_s", "scan only (`healthOf` in batches of 500)", " s"),
+        ("cold_sync_1000_s", "initial index sync of a fresh keeper (event logs)", " s"),
+        ("liquidate_all_1000_s", "liquidate every liquidatable account after the crash", " s"),
+        ("liquidations_per_s", "liquidations per second", ""),
+        ("liquidatable_after_crash", "accounts liquidatable after the crash", ""),
+        ("bankrupt_after_crash", "of which bankrupt", ""),
+        ("liquidated", "liquidations confirmed", ""),
+        ("failed", "failed", ""),
+        ("passes", "keeper passes", ""),
+        ("left_with_positions", "accounts still holding positions afterwards", ""),
+        ("liquidation_gas_mean", "mean gas per keeper liquidation", ""),
+        ("batch_size", "keeper setting: accounts per `healthOf` call", ""),
+        ("max_in_flight", "keeper setting: liquidations in flight", ""),
+    ):
+        if key in keeper:
+            out.append(f"| {label} | `keeper.{key}` | {_fmt(keeper[key], unit)} |")
+    if "keeper" in notes:
+        out.append("")
+        out.append(f"Keeper: {notes['keeper']}")
+    out.append("")
+    out.append("### Fuzz throughput")
+    out.append("")
+    out.append("| backend | key | steps/s | note |")
+    out.append("|---|---|---:|---|")
+    for backend in ("revm", "anvil"):
+        key = f"{backend}_steps_per_s"
+        detail = results.get("fuzz_detail", {}).get(backend, {})
+        note = notes.get(f"fuzz.{key}") or (
+            f"{sum(x['steps'] for x in detail.get('lines', []))} steps, {detail.get('failures', 0)} failures, "
+            f"`{detail.get('command', '')}`"
+            if detail
+            else ""
+        )
+        out.append(f"| {backend} | `fuzz.{key}` | {_fmt(fuzz.get(key))} | {note.replace('|', '/')} |")
+    out.append("")
+    breakdowns = results.get("breakdown", {})
+    if breakdowns:
+        out.append("### Where the gas goes")
+        out.append("")
+        out.append(
+            "Per call frame, from anvil's call tracer: each callee's own execution (its nested calls "
+            "are listed separately; the caller pays the 2,600 / 100 gas of making the call). New "
+            "storage slots (zero → non-zero, 20,000 gas each before refunds) from the step trace."
+        )
+        for key in (
+            "trade_open",
+            "liquidate_socialized_1m",
+            "liquidate_socialized_1m_steady",
+            "liquidate_socialized_4m",
+        ):
+            b = breakdowns.get(key)
+            if not b:
+                continue
+            out.append("")
+            out.append(f"**`gas.{key}`** = {_fmt(b['gas_used'])} ({b['calldata_bytes']} calldata bytes)")
+            out.append("")
+            out.append("| frame | gas |")
+            out.append("|---|---:|")
+            for frame, g in summarize(b).items():
+                out.append(f"| {frame} | {_fmt(g)} |")
+            storage = b.get("storage")
+            if storage:
+                new = [x for x in storage.get("sstores", []) if x["gas"] >= 20_000]
+                s = storage["sstore"]
+                out.append(
+                    f"| *SSTORE: {s['new_slot']['count']} new slots ({_fmt(s['new_slot']['gas'])}), "
+                    f"{s['update']['count']} updates ({_fmt(s['update']['gas'])}), "
+                    f"{s['noop_or_dirty']['count']} no-op/dirty ({_fmt(s['noop_or_dirty']['gas'])}); "
+                    f"refund counter {_fmt(storage['refund_counter'])}* | |"
+                )
+                sload = storage["opcodes"].get("SLOAD", {"count": 0, "gas": 0})
+                out.append(f"| *SLOAD: {sload['count']} reads ({_fmt(sload['gas'])})* | |")
+                if new:
+                    out.append("")
+                    out.append("New slots: " + "; ".join(f"{x['contract']} `{x['slot']}`" for x in new) + ".")
+        out.append("")
+    return "\n".join(out)
+
+
+def write_doc(path: Path, table: str) -> None:
+    """Replaces what is between the markers (appends the markers if the doc has none)."""
+    text = path.read_text() if path.exists() else ""
+    block = f"{START}\n{table}\n{END}"
+    if START in text and END in text:
+        text = re.sub(re.escape(START) + r".*?" + re.escape(END), lambda _m: block, text, count=1, flags=re.S)
+    else:
+        text = text.rstrip() + ("\n\n" if text else "") + block + "\n"
+    path.write_text(text)
+
+
+def write_json(path: Path, results: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, sort_keys=False) + "\n")
