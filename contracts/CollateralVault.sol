@@ -96,13 +96,27 @@ contract CollateralVault is ICollateralVault, ReentrancyGuardTransient {
     }
 
     /// @inheritdoc ICollateralVault
-    function payToFund(address account, uint256 amountTokens) external onlyEngine {
-        if (amountTokens == 0) revert ZeroAmount();
-        int256 amountWad = _toWad(amountTokens);
-        _margin[account] -= amountWad;
-        totalMargin -= amountWad;
-        emit PaidToFund(account, amountTokens);
-        TOKEN.safeTransfer(insuranceFund, amountTokens);
+    function adjustMargins(
+        address a,
+        int256 aDeltaWad,
+        uint256 aFeeTokens,
+        address b,
+        int256 bDeltaWad,
+        uint256 bFeeTokens
+    ) external onlyEngine returns (int256 aMargin, int256 bMargin) {
+        int256 aChange = aDeltaWad - _toWad(aFeeTokens);
+        int256 bChange = bDeltaWad - _toWad(bFeeTokens);
+        aMargin = _margin[a] + aChange;
+        _margin[a] = aMargin;
+        bMargin = _margin[b] + bChange;
+        _margin[b] = bMargin;
+        totalMargin += aChange + bChange;
+        if (aDeltaWad != 0) emit MarginAdjusted(a, aDeltaWad);
+        if (aFeeTokens != 0) emit PaidToFund(a, aFeeTokens);
+        if (bDeltaWad != 0) emit MarginAdjusted(b, bDeltaWad);
+        if (bFeeTokens != 0) emit PaidToFund(b, bFeeTokens);
+        uint256 feeTokens = aFeeTokens + bFeeTokens;
+        if (feeTokens != 0) TOKEN.safeTransfer(insuranceFund, feeTokens);
     }
 
     /// @inheritdoc ICollateralVault

@@ -20,7 +20,10 @@ import {SocializedLoss} from "./libraries/SocializedLoss.sol";
 /// @notice Markets, positions, signed-order trading and cross-margin requirements. See
 ///         `IMarginEngine`; the integer rules are in `docs/margin-math.md`.
 /// @dev The margin ledger lives in the `CollateralVault`; this contract moves it only through the
-///      vault's engine-only `adjustMargin` (realized PnL, settled losses) and `payToFund` (fees).
+///      vault's engine-only `adjustMargin` (settled losses) and `adjustMargins` (realized PnL,
+///      fees, keeper rewards: both parties of a trade or liquidation in one call).
+///      Oracle prices are read at most once per market per call: every internal valuation takes a
+///      `prices` cache (a memory array indexed by market id, 0 = not read yet; see `_priceOf`).
 contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTransient {
     using FixedPointMath for uint256;
     using FixedPointMath for int256;
@@ -42,6 +45,8 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
     uint256 internal constant WAD = FixedPointMath.WAD;
     uint256 internal constant LONG = 0;
     uint256 internal constant SHORT = 1;
+    /// @dev `_bufferIfReducing`'s answer for a fill that does not only reduce a position.
+    int256 internal constant NOT_REDUCING = type(int256).min;
 
     ICollateralVault public immutable VAULT;
     IOracleAdapter public immutable ORACLE;
@@ -185,8 +190,9 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
         (Market storage m, Fill memory f) = _checkMatch(maker, taker, fillSize);
         f.makerHash = _useOrder(maker, makerSignature, fillSize);
         f.takerHash = _useOrder(taker, takerSignature, fillSize);
-        _checkPrice(m, f, taker.isBuy, taker.limitPrice);
-        _executeFill(m, f);
+        uint256[] memory prices = _priceCache();
+        _checkPrice(m, f, taker.isBuy, taker.limitPrice, prices);
+        _executeFill(m, f, prices);
     }
 
     /// @inheritdoc IMarginEngine
@@ -217,7 +223,8 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
     function liquidate(address account) external nonReentrant {
         if (account == msg.sender) revert SelfLiquidation(account);
         _settle(account);
-        (Closing[] memory closing, int256 realizedTotal) = _closeAtOracle(account);
+        uint256[] memory prices = _priceCache();
+        (Closing[] memory closing, int256 realizedTotal, int256 margin) = _closeAtOracle(account, prices);
 
         LiquidationResult memory r = LiquidationResult(0, 0, 0, 0, 0, 0);
         uint256 feeRaw = 0;
@@ -227,22 +234,22 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
             r.keeperReward += closing[i].notional.mulWadDown(m.keeperRewardRatio);
             feeRaw += closing[i].notional.mulWadDown(m.insuranceFeeRatio);
         }
-        int256 margin = VAULT.marginOf(account);
         // m0 − K: what is left for the insurance fee and the account.
         int256 left = margin + realizedTotal - r.keeperReward.toInt256();
+        int256 accountDelta;
+        uint256 feeTokens = 0;
         if (left >= 0) {
             // The fee comes only out of remaining equity, in whole token units (rounded down).
             // Rounded down to a whole token unit on purpose (DESIGN §4), then scaled back.
             // slither-disable-next-line divide-before-multiply
-            uint256 feeTokens = FixedPointMath.min(feeRaw.toInt256(), left).toUint256() / SCALE;
+            feeTokens = FixedPointMath.min(feeRaw.toInt256(), left).toUint256() / SCALE;
             r.insuranceFee = feeTokens * SCALE;
-            VAULT.adjustMargin(account, realizedTotal - r.keeperReward.toInt256());
-            if (feeTokens != 0) VAULT.payToFund(account, feeTokens);
+            accountDelta = realizedTotal - r.keeperReward.toInt256();
         } else {
             // Bankrupt: the deficit goes down the waterfall and the account ends at exactly zero.
             r.deficit = uint256(-left);
             r.covered = INSURANCE_FUND.cover(r.deficit.ceilDiv(SCALE)) * SCALE;
-            VAULT.adjustMargin(account, -margin);
+            accountDelta = -margin;
             if (r.covered != 0) emit BadDebtCovered(account, r.covered);
             if (r.deficit > r.covered) {
                 r.socialized = r.deficit - r.covered;
@@ -250,9 +257,13 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
             }
         }
 
-        _handOver(account, msg.sender, closing);
-        if (r.keeperReward != 0) VAULT.adjustMargin(msg.sender, r.keeperReward.toInt256());
-        _checkMargin(msg.sender, false, 0);
+        int256 liquidatorDelta = _handOver(account, msg.sender, closing) + r.keeperReward.toInt256();
+        // One ledger call for both: the account's result and fee, the liquidator's realized PnL
+        // and keeper reward. The account's new margin is not needed (it is checked by nobody).
+        // slither-disable-next-line unused-return
+        (, int256 liquidatorMargin) =
+            VAULT.adjustMargins(account, accountDelta, feeTokens, msg.sender, liquidatorDelta, 0);
+        _checkMargin(msg.sender, liquidatorMargin, NOT_REDUCING, prices);
         emit Liquidated(
             account, msg.sender, r.notional, r.keeperReward, r.insuranceFee, r.deficit, r.covered, r.socialized
         );
@@ -264,7 +275,7 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
         _settle(account);
         // No position: the whole margin is free, with no oracle read, whatever is paused.
         if (_marketLists[account].length() == 0) return VAULT.marginOf(account);
-        return _freeCollateral(_value(account));
+        return _freeCollateral(_value(account, _priceCache()));
     }
 
     // --- views ---------------------------------------------------------------------------------
@@ -350,29 +361,30 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
 
     /// @inheritdoc IMarginEngine
     function equityOf(address account) external view returns (int256) {
-        return _value(account).equity;
+        return _value(account, _priceCache()).equity;
     }
 
     /// @inheritdoc IMarginEngine
     function initialMarginOf(address account) external view returns (uint256) {
-        return _value(account).imr;
+        return _value(account, _priceCache()).imr;
     }
 
     /// @inheritdoc IMarginEngine
     function maintenanceMarginOf(address account) external view returns (uint256) {
-        return _value(account).mmr;
+        return _value(account, _priceCache()).mmr;
     }
 
     /// @inheritdoc IMarginEngine
     function freeCollateralOf(address account) external view returns (int256) {
-        return _freeCollateral(_value(account));
+        return _freeCollateral(_value(account, _priceCache()));
     }
 
     /// @inheritdoc IMarginEngine
     function healthOf(address[] calldata accounts) external view returns (Health[] memory out) {
         out = new Health[](accounts.length);
+        uint256[] memory prices = _priceCache(); // one oracle read per market for the whole batch
         for (uint256 i; i < accounts.length; ++i) {
-            Valuation memory v = _value(accounts[i]);
+            Valuation memory v = _value(accounts[i], prices);
             out[i] = Health({
                 margin: v.margin,
                 pendingLoss: v.pending,
@@ -400,14 +412,19 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
     // --- internal: liquidation -----------------------------------------------------------------
 
     /// @dev Values every position of `account` at the oracle and checks `E < MMR` (strict).
-    function _closeAtOracle(address account) internal view returns (Closing[] memory closing, int256 realizedTotal) {
+    ///      Also returns the account's margin (read once, used by the waterfall).
+    function _closeAtOracle(address account, uint256[] memory prices)
+        internal
+        view
+        returns (Closing[] memory closing, int256 realizedTotal, int256 margin)
+    {
         uint256 list = _marketLists[account];
         closing = new Closing[](list.length());
         uint256 mmr = 0;
         for (uint256 i; i < closing.length; ++i) {
             uint256 marketId = list.at(i);
             Position storage p = _positions[account][marketId];
-            uint256 price = ORACLE.priceOf(marketId);
+            uint256 price = _priceOf(prices, marketId);
             int256 size = p.size;
             uint256 notional = size.abs().mulWadUp(price);
             // Closing at fair value realizes exactly the unrealized PnL of the equity formula.
@@ -417,7 +434,8 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
             mmr += notional.mulWadUp(_markets[marketId].mmRatio);
         }
         // The account was just settled, so its equity is margin plus unrealized PnL.
-        int256 equity = VAULT.marginOf(account) + realizedTotal;
+        margin = VAULT.marginOf(account);
+        int256 equity = margin + realizedTotal;
         if (closing.length == 0 || equity >= mmr.toInt256()) revert NotLiquidatable(account, equity, mmr);
     }
 
@@ -461,10 +479,15 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
         }
     }
 
-    /// @dev Moves every closed position of `account` to `liquidator` at its oracle price.
+    /// @dev Moves every closed position of `account` to `liquidator` at its oracle price; returns
+    ///      the PnL the liquidator realizes (if it held opposite positions), for the caller to book.
     // slither-disable-next-line reentrancy-no-eth
-    function _handOver(address account, address liquidator, Closing[] memory closing) internal {
+    function _handOver(address account, address liquidator, Closing[] memory closing)
+        internal
+        returns (int256 liquidatorRealized)
+    {
         _settle(liquidator);
+        int256 realized;
         for (uint256 i; i < closing.length; ++i) {
             Closing memory c = closing[i];
             Market storage m = _markets[c.marketId];
@@ -474,7 +497,9 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
             p.size = 0;
             p.openNotional = 0;
             emit PositionChanged(account, c.marketId, 0, 0, c.realized);
-            m.openInterest = uint128(_applyFill(liquidator, c.marketId, c.size, c.price, oi));
+            (oi, realized) = _applyFill(liquidator, c.marketId, c.size, c.price, oi);
+            m.openInterest = uint128(oi);
+            liquidatorRealized += realized;
         }
         delete _marketLists[account];
     }
@@ -483,29 +508,39 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
 
     /// @dev Moves both positions, charges fees and checks margins for a validated match.
     // slither-disable-next-line reentrancy-no-eth
-    function _executeFill(Market storage m, Fill memory f) internal {
+    function _executeFill(Market storage m, Fill memory f, uint256[] memory prices) internal {
         int256 makerDelta = f.makerIsBuy ? int256(f.size) : -int256(f.size);
         _settle(f.maker);
         _settle(f.taker);
         // Reduce-only exception: a party whose fill only reduces its position needs E ≥ MMR and
         // a buffer E − MMR no lower than before; the buffer is read before anything moves.
-        (bool makerReduces, int256 makerBuffer) = _bufferIfReducing(f.maker, f.marketId, makerDelta);
-        (bool takerReduces, int256 takerBuffer) = _bufferIfReducing(f.taker, f.marketId, -makerDelta);
+        int256 makerBuffer = _bufferIfReducing(f.maker, f.marketId, makerDelta, prices);
+        int256 takerBuffer = _bufferIfReducing(f.taker, f.marketId, -makerDelta, prices);
 
         uint256 oiBefore = m.openInterest;
-        uint256 oi = _applyFill(f.maker, f.marketId, makerDelta, f.price, oiBefore);
-        oi = _applyFill(f.taker, f.marketId, -makerDelta, f.price, oi);
+        (uint256 oi, int256 makerRealized) = _applyFill(f.maker, f.marketId, makerDelta, f.price, oiBefore);
+        int256 takerRealized;
+        (oi, takerRealized) = _applyFill(f.taker, f.marketId, -makerDelta, f.price, oi);
         if (oi > oiBefore && oi > m.openInterestCap) revert OpenInterestCapExceeded(f.marketId, oi, m.openInterestCap);
         m.openInterest = uint128(oi); // oi ≤ Σ |size| < 2^128 by the size bound on positions
 
-        uint256 notional = f.size.mulWadUp(f.price);
-        _emitTrade(f, _chargeFee(f.maker, notional, m.makerFeeRatio), _chargeFee(f.taker, notional, m.takerFeeRatio));
-
-        _checkMargin(f.maker, makerReduces, makerBuffer);
-        _checkMargin(f.taker, takerReduces, takerBuffer);
+        (int256 makerMargin, int256 takerMargin) = _bookFill(m, f, makerRealized, takerRealized);
+        _checkMargin(f.maker, makerMargin, makerBuffer, prices);
+        _checkMargin(f.taker, takerMargin, takerBuffer, prices);
     }
 
-    function _emitTrade(Fill memory f, uint256 makerFee, uint256 takerFee) internal {
+    /// @dev Books a fill into the ledger: both parties' realized PnL and fees (`notional · ratio`,
+    ///      rounded up, then up to a whole token unit) in one vault call, which pays both fees to
+    ///      the fund in one token transfer; emits `Trade`. Returns both margins afterwards.
+    function _bookFill(Market storage m, Fill memory f, int256 makerRealized, int256 takerRealized)
+        internal
+        returns (int256 makerMargin, int256 takerMargin)
+    {
+        uint256 notional = f.size.mulWadUp(f.price);
+        uint256 makerFee = notional.mulWadUp(m.makerFeeRatio).ceilDiv(SCALE);
+        uint256 takerFee = notional.mulWadUp(m.takerFeeRatio).ceilDiv(SCALE);
+        (makerMargin, takerMargin) =
+            VAULT.adjustMargins(f.maker, makerRealized, makerFee, f.taker, takerRealized, takerFee);
         emit Trade(
             f.marketId, f.maker, f.taker, f.makerHash, f.takerHash, f.makerIsBuy, f.size, f.price, makerFee, takerFee
         );
@@ -535,11 +570,14 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
 
     /// @dev The taker accepts the maker's price, and the price is within the band around a fresh
     ///      oracle price (checks 8–9).
-    function _checkPrice(Market storage m, Fill memory f, bool takerIsBuy, uint256 takerLimit) internal view {
+    function _checkPrice(Market storage m, Fill memory f, bool takerIsBuy, uint256 takerLimit, uint256[] memory prices)
+        internal
+        view
+    {
         uint256 price = f.price;
         if (takerIsBuy ? takerLimit < price : takerLimit > price) revert PriceIncompatible(price, takerLimit);
         if (price > MAX_VALUE) revert ValueOutOfRange(price);
-        uint256 oraclePrice = ORACLE.priceOf(f.marketId);
+        uint256 oraclePrice = _priceOf(prices, f.marketId);
         uint256 band = oraclePrice.mulWadDown(m.priceBandRatio);
         if (price > oraclePrice + band || price + band < oraclePrice) {
             revert PriceOutsideBand(f.marketId, price, oraclePrice);
@@ -567,18 +605,19 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
     // --- internal: positions -------------------------------------------------------------------
 
     /// @dev Applies a fill of signed `delta` at `price` to `account`'s position in `marketId`
-    ///      (docs/margin-math.md §"A fill"), realizes PnL into the margin, maintains the account's
-    ///      market list and returns the market's open interest updated from `oi`.
+    ///      (docs/margin-math.md §"A fill"), maintains the account's market list and returns the
+    ///      market's open interest updated from `oi` and the PnL realized (for the caller to book
+    ///      into the margin). Reverts `ValueOutOfRange` if the new size or open notional leaves
+    ///      the ±(2^127 − 1) range of position storage.
     function _applyFill(address account, uint256 marketId, int256 delta, uint256 price, uint256 oi)
         internal
-        returns (uint256)
+        returns (uint256, int256 realized)
     {
         Position storage p = _positions[account][marketId];
         int256 s = p.size;
         int256 n = p.openNotional;
         int256 newSize = s + delta;
         int256 newNotional;
-        int256 realized = 0;
         if (s == 0 || (s > 0) == (delta > 0)) {
             newNotional = n + delta.mulWadCeil(price);
         } else if (delta.abs() < s.abs()) {
@@ -590,6 +629,8 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
             realized = -(-s).mulWadCeil(price) - n;
             newNotional = newSize == 0 ? int256(0) : newSize.mulWadCeil(price);
         }
+        if (newSize.abs() > MAX_VALUE) revert ValueOutOfRange(newSize.abs());
+        if (newNotional.abs() > MAX_VALUE) revert ValueOutOfRange(newNotional.abs());
 
         uint256 list = _marketLists[account];
         if (s == 0) {
@@ -602,22 +643,16 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
         if (newSize != 0 && (s == 0 || (s > 0) != (newSize > 0))) {
             p.lossSnapshot = _markets[marketId].lossIndex[newSize > 0 ? LONG : SHORT];
         }
-        p.size = newSize.toInt128();
-        p.openNotional = newNotional.toInt128();
+        // Both are within ±(2^127 − 1) (checked above): the casts are exact.
+        p.size = int128(newSize);
+        p.openNotional = int128(newNotional);
         netOpenNotional += newNotional - n;
-        if (realized != 0) VAULT.adjustMargin(account, realized);
         emit PositionChanged(account, marketId, newSize, newNotional, realized);
 
         // Open interest is Σ long size: only the long parts of the old and new sizes count.
         uint256 longBefore = s > 0 ? uint256(s) : 0;
         uint256 longAfter = newSize > 0 ? uint256(newSize) : 0;
-        return oi + longAfter - longBefore;
-    }
-
-    /// @dev Charges `notional · ratio` (rounded up, then up to a whole token unit) to the fund.
-    function _chargeFee(address account, uint256 notional, uint256 ratio) internal returns (uint256 feeTokens) {
-        feeTokens = notional.mulWadUp(ratio).ceilDiv(SCALE);
-        if (feeTokens != 0) VAULT.payToFund(account, feeTokens);
+        return (oi + longAfter - longBefore, realized);
     }
 
     /// @dev Settles `account`'s pending socialized loss into its margin and moves its snapshots.
@@ -650,15 +685,24 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
     // --- internal: margin ----------------------------------------------------------------------
 
     /// @dev Values `account` at oracle prices. Reads no oracle when it holds no position.
-    function _value(address account) internal view returns (Valuation memory v) {
-        v.margin = VAULT.marginOf(account);
+    function _value(address account, uint256[] memory prices) internal view returns (Valuation memory) {
+        return _valueWith(account, VAULT.marginOf(account), prices);
+    }
+
+    /// @dev `_value` with the account's current margin already known.
+    function _valueWith(address account, int256 margin, uint256[] memory prices)
+        internal
+        view
+        returns (Valuation memory v)
+    {
+        v.margin = margin;
         int256 unrealized = 0;
         uint256 list = _marketLists[account];
         for (uint256 i; i < list.length(); ++i) {
             uint256 marketId = list.at(i);
             Market storage m = _markets[marketId];
             Position storage p = _positions[account][marketId];
-            uint256 price = ORACLE.priceOf(marketId);
+            uint256 price = _priceOf(prices, marketId);
             int256 size = p.size;
             unrealized += size.mulWadFloor(price) - p.openNotional;
             uint256 notional = size.abs().mulWadUp(price);
@@ -669,31 +713,49 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
         v.equity = v.margin - v.pending.toInt256() + unrealized;
     }
 
+    /// @dev A fresh per-call price cache: one slot per listed market, 0 until read.
+    function _priceCache() internal view returns (uint256[] memory) {
+        return new uint256[](_markets.length);
+    }
+
+    /// @dev The oracle price of `marketId`, read at most once per call (the adapter never returns
+    ///      0, so 0 means "not read yet"). Reverts exactly as `IOracleAdapter.priceOf` does.
+    function _priceOf(uint256[] memory prices, uint256 marketId) internal view returns (uint256 price) {
+        price = prices[marketId];
+        if (price == 0) {
+            price = ORACLE.priceOf(marketId);
+            prices[marketId] = price;
+        }
+    }
+
     /// @dev `F = min(margin − pending, E) − IMR`.
     function _freeCollateral(Valuation memory v) internal pure returns (int256) {
         return FixedPointMath.min(v.margin - v.pending.toInt256(), v.equity) - v.imr.toInt256();
     }
 
-    /// @dev Whether a fill of `delta` only reduces `account`'s position in `marketId` (smaller, not
-    ///      crossing zero), and if so its buffer `E − MMR` before the fill.
-    function _bufferIfReducing(address account, uint256 marketId, int256 delta)
+    /// @dev If a fill of `delta` only reduces `account`'s position in `marketId` (smaller, not
+    ///      crossing zero), its buffer `E − MMR` before the fill; otherwise `NOT_REDUCING`.
+    function _bufferIfReducing(address account, uint256 marketId, int256 delta, uint256[] memory prices)
         internal
         view
-        returns (bool reduces, int256 buffer)
+        returns (int256)
     {
         int256 s = _positions[account][marketId].size;
-        reduces = s != 0 && (s > 0) != (delta > 0) && delta.abs() <= s.abs();
-        if (reduces) {
-            Valuation memory v = _value(account);
-            buffer = v.equity - v.mmr.toInt256();
-        }
+        if (s == 0 || (s > 0) == (delta > 0) || delta.abs() > s.abs()) return NOT_REDUCING;
+        Valuation memory v = _value(account, prices);
+        // E − MMR > −2^255 for every reachable account, so it never collides with the marker.
+        return v.equity - v.mmr.toInt256();
     }
 
-    /// @dev After a fill: `E ≥ IMR`, or for a reducing party `E ≥ MMR` and its buffer not lower.
-    function _checkMargin(address account, bool reduces, int256 bufferBefore) internal view {
-        Valuation memory v = _value(account);
+    /// @dev After a fill: `E ≥ IMR`, or for a reducing party (`bufferBefore != NOT_REDUCING`)
+    ///      `E ≥ MMR` and its buffer not lower. `margin` is the account's margin after the fill.
+    function _checkMargin(address account, int256 margin, int256 bufferBefore, uint256[] memory prices)
+        internal
+        view
+    {
+        Valuation memory v = _valueWith(account, margin, prices);
         if (v.equity >= v.imr.toInt256()) return;
-        if (reduces) {
+        if (bufferBefore != NOT_REDUCING) {
             int256 buffer = v.equity - v.mmr.toInt256();
             if (buffer >= 0 && buffer >= bufferBefore) return;
         }

@@ -14,9 +14,15 @@ import {OracleLib} from "./libraries/OracleLib.sol";
 contract OracleAdapter is IOracleAdapter, AccessControl {
     bytes32 public constant ORACLE_ADMIN_ROLE = keccak256("ORACLE_ADMIN_ROLE");
 
+    /// @dev The L2 sequencer-uptime feed and its grace period, packed in one slot (read by every
+    ///      `priceOf`).
+    struct Sequencer {
+        AggregatorV3Interface feed;
+        uint96 gracePeriod;
+    }
+
     mapping(uint256 marketId => FeedConfig) internal _feeds;
-    AggregatorV3Interface internal _sequencerFeed;
-    uint256 internal _gracePeriod;
+    Sequencer internal _sequencer;
 
     constructor(address admin) {
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
@@ -38,14 +44,15 @@ contract OracleAdapter is IOracleAdapter, AccessControl {
 
     /// @inheritdoc IOracleAdapter
     function setSequencerFeed(AggregatorV3Interface feed, uint256 gracePeriod) external onlyRole(DEFAULT_ADMIN_ROLE) {
-        _sequencerFeed = feed;
-        _gracePeriod = gracePeriod;
+        if (gracePeriod > type(uint96).max) revert InvalidGracePeriod(gracePeriod);
+        _sequencer = Sequencer(feed, uint96(gracePeriod));
         emit SequencerFeedSet(address(feed), gracePeriod);
     }
 
     /// @inheritdoc IOracleAdapter
     function priceOf(uint256 marketId) external view returns (uint256) {
-        OracleLib.checkSequencer(_sequencerFeed, _gracePeriod, marketId);
+        Sequencer memory seq = _sequencer;
+        OracleLib.checkSequencer(seq.feed, seq.gracePeriod, marketId);
         return OracleLib.readPriceWad(_feeds[marketId], marketId);
     }
 
@@ -56,6 +63,6 @@ contract OracleAdapter is IOracleAdapter, AccessControl {
 
     /// @inheritdoc IOracleAdapter
     function sequencerFeed() external view returns (AggregatorV3Interface, uint256) {
-        return (_sequencerFeed, _gracePeriod);
+        return (_sequencer.feed, _sequencer.gracePeriod);
     }
 }

@@ -91,8 +91,20 @@ interface ICollateralVault {
     ///      payments that arrived); the solvency identity checks it.
     function adjustMargin(address account, int256 deltaWad) external;
 
-    /// @notice Engine only: moves `amountTokens` of `account`'s margin to the insurance fund as
-    ///         tokens (fees). The debit is exactly `amountTokens · SCALE`; the engine checks the
-    ///         account's margin requirement afterwards.
-    function payToFund(address account, uint256 amountTokens) external;
+    /// @notice Engine only: applies the margin changes of one trade or liquidation to two
+    ///         accounts in one call: `a` gets `aDeltaWad` and pays `aFeeTokens` to the insurance
+    ///         fund, `b` gets `bDeltaWad` and pays `bFeeTokens`. A fee debits exactly
+    ///         `feeTokens · SCALE` of margin; both fees leave as one token transfer of their sum
+    ///         (none if it is zero). Emits `MarginAdjusted` for each non-zero delta and
+    ///         `PaidToFund` for each non-zero fee. The engine checks margin requirements afterwards.
+    /// @return aMargin `a`'s margin afterwards (WAD).
+    /// @return bMargin `b`'s margin afterwards (WAD).
+    function adjustMargins(
+        address a,
+        int256 aDeltaWad,
+        uint256 aFeeTokens,
+        address b,
+        int256 bDeltaWad,
+        uint256 bFeeTokens
+    ) external returns (int256 aMargin, int256 bMargin);
 }

@@ -44,6 +44,8 @@ interface IOracleAdapter {
     error InvalidFeed(uint256 marketId, address feed);
     /// @notice A heartbeat of zero was given for `marketId`.
     error InvalidHeartbeat(uint256 marketId, uint256 heartbeat);
+    /// @notice A sequencer grace period beyond 2^96 − 1 seconds was given.
+    error InvalidGracePeriod(uint256 gracePeriod);
 
     /// @notice A market's feed was registered or replaced.
     event FeedSet(uint256 indexed marketId, address indexed feed, uint256 heartbeat, uint8 decimals);
@@ -56,7 +58,8 @@ interface IOracleAdapter {
     /// @param heartbeat Maximum answer age in seconds, > 0.
     function setFeed(uint256 marketId, AggregatorV3Interface feed, uint256 heartbeat) external;
 
-    /// @notice Sets the L2 sequencer-uptime feed (zero address disables the check) and grace period.
+    /// @notice Sets the L2 sequencer-uptime feed (zero address disables the check) and grace period
+    ///         (seconds, < 2^96).
     function setSequencerFeed(AggregatorV3Interface feed, uint256 gracePeriod) external;
 
     /// @notice The validated price of `marketId`, normalized to WAD (1e18 = 1 quote per base unit).

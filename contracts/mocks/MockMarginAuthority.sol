@@ -37,7 +37,14 @@ contract MockMarginAuthority is IMarginAuthority {
         vault.adjustMargin(account, deltaWad);
     }
 
-    function payToFund(address account, uint256 amountTokens) external {
-        vault.payToFund(account, amountTokens);
+    function adjustMargins(
+        address a,
+        int256 aDeltaWad,
+        uint256 aFeeTokens,
+        address b,
+        int256 bDeltaWad,
+        uint256 bFeeTokens
+    ) external returns (int256, int256) {
+        return vault.adjustMargins(a, aDeltaWad, aFeeTokens, b, bDeltaWad, bFeeTokens);
     }
 }

@@ -1,8 +1,9 @@
 """The deep fuzz profile: ``python -m tests.fuzz.deep --steps N`` (what ``make fuzz-deep`` runs).
 
 Runs the differential fuzz machine on pyrevm for ``N`` steps with fresh seeded runs of 50-400
-steps each, in ``--workers`` processes (default: one per core), comparing the changed accounts
-after every step and everything every ``--full-every`` steps and at the end of every run. Prints
+steps each, in ``--workers`` processes (default: one per core), comparing every account's core
+figures, the system and the markets after every step that changed anything, and everything (all
+lens parts and the whole-system sums) every ``--full-every`` steps and at the end of every run. Prints
 an outcome summary, any failure (with its run seed, invariant, and a shrunk program to paste into
 ``tests/fuzz/test_regressions.py``) and finally::
 
@@ -27,7 +28,7 @@ import sys
 from collections import Counter
 
 from tests.fuzz.driver import format_program, run_deep
-from tests.fuzz.fast_model import install_fast_struct_hash
+from tests.fuzz.world import install_fast_struct_hash
 
 
 def main(argv: list[str] | None = None) -> int:

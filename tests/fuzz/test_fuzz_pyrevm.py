@@ -10,9 +10,8 @@ from eth_abi import decode, encode
 from backstop.evm import Artifacts, PyRevmBackend, encode_call
 from backstop.orders import Order, order_digest, order_struct_hash, recover_signer, sign_order, to_tuple
 from tests.fuzz.driver import run_ci
-from tests.fuzz.fast_model import fast_struct_hash
 from tests.fuzz.machine import BackstopMachine, replay
-from tests.fuzz.world import DEPLOYER, Calls, World
+from tests.fuzz.world import DEPLOYER, Calls, World, fast_struct_hash
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,8 @@ import pytest
 from backstop.evm import PyRevmBackend
 from backstop.model import MAX_VALUE
 from backstop.orders import Order
-from tests.fuzz.machine import InvariantViolation, replay
-from tests.fuzz.world import FAR_EXPIRY, Calls, World, word
+from tests.fuzz.machine import replay
+from tests.fuzz.world import FAR_EXPIRY, World
 
 
 @dataclass(frozen=True)
@@ -320,20 +320,13 @@ def test_socialized_loss_is_charged_to_the_winning_side(world):
     replay(world, REGRESSIONS["socialized_loss_is_charged_to_the_winning_side"].program)
 
 
-# --- known discrepancies (strict xfail: they start failing, as a reminder, once fixed) -------------
+# --- discrepancies the deep profile found (docs/fuzzing.md) -------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=InvariantViolation,
-    reason=(
-        "engine/model discrepancy found by the deep profile: a fill whose open notional (or summed "
-        "size) leaves the 128-bit position storage reverts SafeCastOverflowedIntDowncast inside "
-        "_applyFill (check 10), the model goes on to the open-interest cap (check 11); see "
-        "docs/fuzzing.md, 'Known discrepancies'"
-    ),
-)
 def test_fill_beyond_128_bit_open_notional_reverts_as_the_model_predicts(world):
+    """Found by the deep profile: the fill's open notional q · 30,000 leaves the 128-bit position
+    storage; engine and model both refuse it with ValueOutOfRange at check 10 (it once reverted
+    with OpenZeppelin's SafeCast error on chain while the model went on to the OI cap)."""
     machine = replay(world, [])
     q = MAX_VALUE  # 2^127 - 1: a valid fill size, but q · 30,000 does not fit an int128 notional
     market = 1
@@ -341,32 +334,70 @@ def test_fill_beyond_128_bit_open_notional_reverts_as_the_model_predicts(world):
     buyer, seller = machine.addr[0], machine.addr[1]
     maker = world.sign(0, Order(buyer, market, True, q, price, 0, FAR_EXPIRY))
     taker = world.sign(1, Order(seller, market, False, q, price, 0, FAR_EXPIRY))
-    machine._match("trade", maker, taker, q, sender=2)
+    refused = machine.outcomes["trade:ValueOutOfRange"]
+    machine._match("trade", maker, taker, q, sender=2)  # fails unless both revert alike
+    assert machine.outcomes["trade:ValueOutOfRange"] == refused + 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=InvariantViolation,
-    reason=(
-        "engine/model discrepancy found by the deep profile: with (almost) no tokens in the vault, "
-        "a fill's fee transfer (check 10) reverts ERC20InsufficientBalance in the token, while the "
-        "model lets its vault balance go negative and reverts InsufficientMargin at check 12; see "
-        "docs/fuzzing.md, 'Known discrepancies'"
-    ),
-)
 def test_fee_charged_from_an_empty_vault_reverts_as_the_model_predicts(world):
+    """Found by the deep profile: with no tokens in the vault, a fill's fee transfer to the fund
+    makes the token revert ERC20InsufficientBalance (after the OI cap check, before the margin
+    checks); the model once let its vault balance go negative and reverted InsufficientMargin."""
     machine = replay(world, [])
-    for i, a in enumerate(machine.addr):  # everyone takes everything out: the vault is empty
-        tokens = machine.model.margin(a) // world.scale
-        machine._run(
-            f"withdraw({i})",
-            lambda a=a, t=tokens: machine.model.withdraw(a, t),
-            a,
-            world.vault,
-            Calls.WITHDRAW + word(tokens),
-        )
+    for who in range(len(machine.addr)):  # everyone takes everything out: the vault is empty
+        machine.do("withdraw", {"who": who, "mode": 3, "pct": 1})
+        machine.check()
+    assert machine.model.vault_tokens == 0
     market, price, q = 0, machine.prices[0], 10**18  # one ETH: fees of 0.4 and 1 token, no margin
     buyer, seller = machine.addr[0], machine.addr[1]
     maker = world.sign(0, Order(buyer, market, True, q, price, 0, FAR_EXPIRY))
     taker = world.sign(1, Order(seller, market, False, q, price, 0, FAR_EXPIRY))
-    machine._match("trade", maker, taker, q, sender=2)
+    refused = machine.outcomes["trade:ERC20InsufficientBalance"]
+    machine._match("trade", maker, taker, q, sender=2)  # fails unless both revert alike
+    assert machine.outcomes["trade:ERC20InsufficientBalance"] == refused + 1
+    machine.compare()  # and nothing moved
+
+
+def test_winner_withdrawal_beyond_the_vault_balance_waits_for_the_liquidation(world):
+    """Realized profit is paid out of the losers' margin: while the bankrupt loser is not yet
+    liquidated, the vault holds less than the flat winner's margin and the token refuses the
+    whole withdrawal (ERC20InsufficientBalance, on chain and in the model); once the keeper has
+    liquidated the loser (the fund covers part, the rest is socialized) it goes through."""
+    machine = replay(world, [])
+
+    def act(name: str, **kwargs: int) -> None:
+        machine.do(name, kwargs)
+        machine.check()
+
+    def fill(maker: int, taker: int, maker_buys: bool, size: int, price: int) -> None:
+        a = machine.addr
+        mo = Order(a[maker], 0, maker_buys, size, price, machine._next_nonce(maker), FAR_EXPIRY)
+        to = Order(a[taker], 0, not maker_buys, size, price, machine._next_nonce(taker), FAR_EXPIRY)
+        accepted = machine.outcomes["trade:ok"]
+        machine._match("trade", world.sign(maker, mo), world.sign(taker, to), size, sender=taker)
+        machine.step_changed = False
+        assert machine.outcomes["trade:ok"] == accepted + 1
+        machine.check()
+
+    # Only actors 0 and 1 and part of actor 2's margin stay in the vault.
+    for who in (3, 4, 5, 6):
+        act("withdraw", who=who, mode=3, pct=1)
+    act("withdraw", who=2, mode=2, pct=33)
+    eth = 10**18
+    fill(0, 1, True, 7 * eth, 2_000 * eth)  # 0 buys 7 ETH from 1 at 2,000 (1 is near its IM)
+    act("move_price", market=0, move=2_500)  # ETH at 2,500: 1 is bankrupt, 0 up 3,500
+    fill(2, 0, True, 7 * eth, 2_500 * eth)  # 0 closes: sells to 2, realizing the 3,500
+    winner = machine.addr[0]
+    assert not machine.model.markets_of(winner)
+    assert machine.model.margin(winner) // world.scale > machine.model.vault_tokens
+
+    refused = machine.outcomes["withdraw:ERC20InsufficientBalance"]
+    act("withdraw", who=0, mode=3, pct=1)  # the whole (free) margin: more than the vault holds
+    assert machine.outcomes["withdraw:ERC20InsufficientBalance"] == refused + 1
+
+    act("deposit", who=6, kind=2, amount=500_000)  # the keeper funds itself (5,000 tokens)
+    act("liquidate", liquidator=6, account=1)
+    assert machine.outcomes["liquidate:socialized"] >= 1
+    margin = machine.model.margin(winner)
+    act("withdraw", who=0, mode=3, pct=1)  # INV-FLAT-WITHDRAW: now it must go through
+    assert machine.model.margin(winner) < margin

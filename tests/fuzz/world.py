@@ -12,6 +12,7 @@ fresh copy of the template model, so every fuzz run starts from the same state.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import coincurve
@@ -20,7 +21,6 @@ from backstop.evm import Artifacts, Backend, Log, Ok, Revert, selector
 from backstop.model import MarketParams, Model
 from backstop.orders import DOMAIN_NAME, DOMAIN_TYPEHASH, DOMAIN_VERSION, ORDER_TYPEHASH, Order
 from backstop.units import WAD
-from tests.fuzz.fast_model import FastModel, fast_copy
 
 try:  # safe-pysha3 is ~7x faster than the pycryptodome backend eth-hash picks by default
     from sha3 import keccak_256 as _keccak_256
@@ -221,10 +221,28 @@ class Snapshot:
     accounts: list[AccountSnap]
 
 
-def decode_snapshot(output: bytes, n_accounts: int) -> Snapshot:
-    """Decodes ``BackstopLens.snapshotWords`` (layout in ``IBackstopLens``) by hand."""
-    count = int.from_bytes(output[32:64], "big")
-    words = [int.from_bytes(output[i : i + 32], "big", signed=True) for i in range(64, 64 + 32 * count, 32)]
+_from_bytes = int.from_bytes
+_to_bytes = int.to_bytes
+_ZERO = bytes(32)
+
+
+def snapshot_words(output: bytes) -> list[int]:
+    """The words of a ``BackstopLens.snapshotWords`` answer (an ABI-encoded ``int256[]``)."""
+    end = 64 + 32 * _from_bytes(output[32:64], "big")
+    return [_from_bytes(output[i : i + 32], "big", signed=True) for i in range(64, end, 32)]
+
+
+def encode_snapshot_words(words: list[int]) -> bytes:
+    """The ABI encoding of ``words`` as ``snapshotWords`` returns it (offset, length, words): what
+    the chain answers when it agrees word for word, so that agreement is one ``bytes`` comparison."""
+    header = _to_bytes(32, 32, "big") + _to_bytes(len(words), 32, "big")
+    return header + b"".join([_to_bytes(x, 32, "big", signed=True) if x else _ZERO for x in words])
+
+
+def decode_snapshot(output: bytes | list[int], n_accounts: int) -> Snapshot:
+    """Decodes ``BackstopLens.snapshotWords`` (layout in ``IBackstopLens``; raw output or its
+    :func:`snapshot_words`) by hand."""
+    words = snapshot_words(output) if isinstance(output, bytes | bytearray) else output
     n_markets = words[14]
     markets = []
     w = 15
@@ -329,6 +347,21 @@ class Calls:
         )
 
 
+def fast_struct_hash(order: Order) -> bytes:
+    """``backstop.orders.order_struct_hash`` without eth-abi: the seven fields are static ABI words,
+    so the encoding is their concatenation (same bytes, checked by ``test_fuzz_pyrevm.py``)."""
+    return keccak(ORDER_TYPEHASH + Calls.order_words(order))
+
+
+def install_fast_struct_hash() -> None:
+    """Makes ``backstop.model`` hash orders with :func:`fast_struct_hash` (memoized), for the deep
+    driver's processes only: the model calls the hash for every order check and fill, and
+    eth-abi's encoder is its single slowest piece. The output is byte-identical."""
+    import backstop.model
+
+    backstop.model.order_struct_hash = functools.lru_cache(maxsize=4096)(fast_struct_hash)  # type: ignore[assignment]
+
+
 LIQUIDATED_TOPIC = keccak(b"Liquidated(address,address,uint256,uint256,uint256,uint256,uint256,uint256)")
 
 
@@ -372,7 +405,7 @@ class World:
         self.markets = MARKETS
         self.fund_config = FUND
         self._deploy()
-        self._snapshot_call = self.snapshot_calldata(self.addresses, ALL_PARTS)
+        self._snapshot_calls: dict[int, bytes] = {}
         self.template = self._genesis()
         self.genesis_time = backend.now
         self.base = backend.snapshot()
@@ -470,9 +503,9 @@ class World:
             + addr_word(self.engine.lower())
         )
 
-    def new_model(self) -> FastModel:
+    def new_model(self) -> Model:
         f = self.fund_config
-        model = FastModel(
+        model = Model(
             self.decimals,
             cooldown=f.cooldown,
             window=f.window,
@@ -504,10 +537,10 @@ class World:
         ]
         return model
 
-    def reset(self) -> FastModel:
+    def reset(self) -> Model:
         """Back to the genesis snapshot; a fresh copy of the genesis model."""
         self.base = self.backend.restore(self.base)
-        return fast_copy(self.template)
+        return self.template.copy()
 
     # --- codecs ---
 
@@ -532,13 +565,18 @@ class World:
             + b"".join(addr_word(a) for a in accounts)
         )
 
+    def lens_output(self, parts: int = ALL_PARTS) -> bytes:
+        """The raw answer of one ``BackstopLens.snapshotWords`` call for every actor, in order."""
+        data = self._snapshot_calls.get(parts)
+        if data is None:
+            data = self._snapshot_calls[parts] = self.snapshot_calldata(self.addresses, parts)
+        return self.backend.view(DEPLOYER, self.lens, data)
+
     def lens_snapshot(self, accounts: list[str] | None = None, parts: int = ALL_PARTS) -> Snapshot:
         """One ``BackstopLens.snapshotWords`` call for ``accounts`` (default: every actor, every part)."""
-        if accounts is None or (parts == ALL_PARTS and accounts == self.addresses):
-            data = self._snapshot_call
-            accounts = self.addresses
-        else:
-            data = self.snapshot_calldata(accounts, parts)
+        if accounts is None or accounts == self.addresses:
+            return decode_snapshot(self.lens_output(parts), N_ACTORS)
+        data = self.snapshot_calldata(accounts, parts)
         return decode_snapshot(self.backend.view(DEPLOYER, self.lens, data), len(accounts))
 
     def describe_revert(self, data: bytes) -> str:

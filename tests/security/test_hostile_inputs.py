@@ -74,13 +74,16 @@ def test_price_beyond_the_storage_range_is_rejected(system, eth, alice, bob):
 
 def test_a_size_times_price_that_overflows_the_position_reverts(system, eth, alice, bob):
     """Size and price each fit, but the fill's notional does not fit a position's 128-bit
-    open notional: the engine reverts (SafeCast) instead of wrapping."""
+    open notional: model and engine both refuse it by value (check 10), with nothing moved."""
     size = 2**120  # fits the 127-bit size bound; size × 2,000 does not fit int128
     maker = system.order(alice, eth, False, size, PRICE)
     taker = system.order(bob, eth, True, size, PRICE)
+    result = system.match(maker, taker, size)  # the chain must revert with the same custom error
+    rejected(result, "ValueOutOfRange")
+    assert result.args == (size * PRICE // WAD,)  # the maker's |open notional|, checked first
     args = (_tuple(maker), maker.signature, _tuple(taker), taker.signature, size)
-    selector = system.revert_selector(system.engine.matchOrders, args, system.deployer)
-    assert selector == system.selectors["SafeCastOverflowedIntDowncast"]
+    with ape.reverts(system.engine.ValueOutOfRange, value=size * PRICE // WAD):
+        system.engine.matchOrders(*args, sender=system.deployer)
     system.check(alice, bob)
 
 

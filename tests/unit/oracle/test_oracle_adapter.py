@@ -184,3 +184,11 @@ def test_removing_the_sequencer_feed_disables_the_check(oracle, sequencer, deplo
     sequencer.setAnswer(1, sender=deployer)
     oracle.setSequencerFeed("0x" + "00" * 20, 0, sender=deployer)
     assert oracle.priceOf(MARKET) == 2000 * 10**18
+
+
+def test_grace_period_beyond_96_bits_is_refused(oracle, sequencer, deployer):
+    with ape.reverts(oracle.InvalidGracePeriod, gracePeriod=2**96):
+        oracle.setSequencerFeed(sequencer, 2**96, sender=deployer)
+    assert oracle.sequencerFeed() == (sequencer.address, GRACE)
+    oracle.setSequencerFeed(sequencer, 2**96 - 1, sender=deployer)  # the largest one fits
+    assert oracle.sequencerFeed() == (sequencer.address, 2**96 - 1)

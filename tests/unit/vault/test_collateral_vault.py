@@ -266,7 +266,7 @@ def test_ledger_functions_reject_everyone_but_the_engine(wired, alice, stranger,
     with ape.reverts(vault.NotEngine, caller=stranger.address):
         vault.adjustMargin(stranger, 10**18, sender=stranger)
     with ape.reverts(vault.NotEngine, caller=stranger.address):
-        vault.payToFund(alice, 1, sender=stranger)
+        vault.adjustMargins(alice, 0, 1, stranger, 10**18, 0, sender=stranger)
     assert vault_state(vault, token, alice, stranger) == before
 
 
@@ -316,17 +316,35 @@ def test_engine_adjusts_margin_and_total(wired, alice, bob):
     assert (adjusted.account, adjusted.deltaWad) == (alice.address, -(10**18))
 
 
-def test_pay_to_fund_moves_tokens_and_debits_exactly(wired, alice):
+def test_adjust_margins_books_both_parties_and_pays_both_fees_in_one_transfer(wired, alice, bob):
     token, vault, engine, fund = wired
     fund_before = token.balanceOf(fund)
-    engine.payToFund(alice, 1_500_000, sender=alice)
-    assert vault.marginOf(alice) == 998_500_000 * 10**12
-    assert vault.totalMargin() == vault.marginOf(alice)
-    assert token.balanceOf(fund) == fund_before + 1_500_000
-    assert token.balanceOf(vault) == 998_500_000
+    tx = engine.adjustMargins(alice, -(10**18), 1_500_000, bob, 10**18, 250_000, sender=alice)
+    assert vault.marginOf(alice) == 997_500_000 * 10**12  # 1,000 − 1 − 1.5 fee
+    assert vault.marginOf(bob) == 750_000 * 10**12  # +1 − 0.25 fee
+    assert vault.totalMargin() == vault.marginOf(alice) + vault.marginOf(bob)
+    assert token.balanceOf(fund) == fund_before + 1_750_000
+    assert token.balanceOf(vault) == 1000_000_000 - 1_750_000
+    transfers = [log for log in tx.events if log.event_name == "Transfer"]
+    assert [(t.to, t.value) for t in transfers] == [(fund.address, 1_750_000)]
+    adjusted = [(e.account, e.deltaWad) for e in tx.events if e.event_name == "MarginAdjusted"]
+    assert adjusted == [(alice.address, -(10**18)), (bob.address, 10**18)]
+    paid = [(e.account, e.amountTokens) for e in tx.events if e.event_name == "PaidToFund"]
+    assert paid == [(alice.address, 1_500_000), (bob.address, 250_000)]
 
 
-def test_pay_to_fund_of_zero_reverts(wired, alice):
-    _, vault, engine, _ = wired
-    with ape.reverts(vault.ZeroAmount):
-        engine.payToFund(alice, 0, sender=alice)
+def test_adjust_margins_without_fees_moves_no_tokens(wired, alice, bob):
+    token, vault, engine, fund = wired
+    before = (token.balanceOf(vault), token.balanceOf(fund))
+    tx = engine.adjustMargins(alice, -(10**18), 0, bob, 10**18, 0, sender=alice)
+    assert (token.balanceOf(vault), token.balanceOf(fund)) == before
+    assert not [log for log in tx.events if log.event_name in ("Transfer", "PaidToFund")]
+    assert vault.totalMargin() == 1000 * 10**18
+
+
+def test_adjust_margins_fee_beyond_int256_reverts(wired, alice, bob, vault_state):
+    token, vault, engine, _ = wired
+    before = vault_state(vault, token, alice, bob)
+    with ape.reverts(vault.AmountTooLarge):
+        engine.adjustMargins(alice, 0, 2**255, bob, 0, 0, sender=alice)
+    assert vault_state(vault, token, alice, bob) == before
