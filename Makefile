@@ -51,9 +51,8 @@ $(PY_STAMP): pyproject.toml
 	@touch $@
 
 $(NPM_STAMP): package.json package-lock.json
-	@# `npm ci` refuses this lock (npm omits the other platforms' optional anvil binaries);
-	@# `npm install` installs exactly the locked versions and leaves the lock unchanged.
-	npm install --no-audit --no-fund --loglevel=error
+	@# The lock records every platform's optional anvil binary, so `npm ci` installs exactly it.
+	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 install: $(PY_STAMP) $(NPM_STAMP)
