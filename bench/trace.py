@@ -90,9 +90,16 @@ def _frames(
     return out
 
 
-def _sstores(struct_logs: list[dict[str, Any]], names: dict[str, str], entry: str, namers: dict[str, Any]):
+def _sstores(
+    struct_logs: list[dict[str, Any]],
+    names: dict[str, str],
+    entry: str,
+    namers: dict[str, Any],
+    cold: bool = False,
+):
     """Every SSTORE with the contract it wrote, the slot (named where the layout and a known
-    mapping key resolve it), the value written (zero or not) and its cost."""
+    mapping key resolve it), the value written (zero or not) and its cost; with ``cold``, every
+    cold SLOAD (first read of a slot in the transaction, 2,100 gas) instead."""
     frames = [entry.lower()]
     pending: str | None = None
     out = []
@@ -108,20 +115,20 @@ def _sstores(struct_logs: list[dict[str, Any]], names: dict[str, str], entry: st
         if op in ("CALL", "STATICCALL", "DELEGATECALL", "CALLCODE") and len(stack) >= 2:
             addr = "0x" + int(stack[-2], 16).to_bytes(32, "big")[-20:].hex()
             pending = frames[-1] if op in ("DELEGATECALL", "CALLCODE") else addr
-        if op == "SSTORE" and len(stack) >= 2:
+        cold_read = op == "SLOAD" and int(step.get("gasCost", 0)) >= 2_100 and len(stack) >= 1
+        if (not cold and op == "SSTORE" and len(stack) >= 2) or (cold and cold_read):
             slot = int(stack[-1], 16)
-            value = int(stack[-2], 16)
             contract = names.get(frames[-1], frames[-1]) if frames else "?"
             namer = namers.get(contract)
             label = namer.name(slot) if namer is not None else None
-            out.append(
-                {
-                    "contract": contract,
-                    "slot": label or (str(slot) if slot < 2**16 else hex(slot)[:12] + "…"),
-                    "writes": "zero" if value == 0 else "non-zero",
-                    "gas": int(step.get("gasCost", 0)),
-                }
-            )
+            entry = {
+                "contract": contract,
+                "slot": label or (str(slot) if slot < 2**16 else hex(slot)[:12] + "…"),
+                "gas": int(step.get("gasCost", 0)),
+            }
+            if op == "SSTORE":
+                entry["writes"] = "zero" if int(stack[-2], 16) == 0 else "non-zero"
+            out.append(entry)
     return out
 
 
@@ -177,6 +184,7 @@ def breakdown(
         words = {_key(k): v for k, v in {**names, **(keys or {})}.items()}
         namers = {contract: SlotNamer(layout, words) for contract, layout in _layouts().items()}
         out["storage"]["sstores"] = _sstores(logs, names, tx["to"], namers)
+        out["storage"]["cold_sloads"] = _sstores(logs, names, tx["to"], namers, cold=True)
     return out
 
 
