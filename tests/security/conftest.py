@@ -1,5 +1,5 @@
-"""Fixtures of the security tests: a ledger snapshot that proves nothing moved, raw revert data,
-and a suite deployed over a hostile collateral token."""
+"""Fixtures of the security tests: an ETH market with two funded traders, a ledger snapshot that
+proves nothing moved, raw revert data, and a suite deployed over a hostile collateral token."""
 
 from __future__ import annotations
 
@@ -7,6 +7,20 @@ from dataclasses import replace
 
 import pytest
 from web3.exceptions import ContractLogicError as Web3LogicError
+
+from backstop.units import WAD
+
+PRICE = 2000 * WAD  # the ETH market of the security tests
+TOKEN = 10**6  # one unit of the 6-decimal collateral
+
+
+@pytest.fixture
+def eth(system, alice, bob):
+    """An ETH market at 2,000 with alice and bob holding 10,000 tokens of margin each."""
+    market = system.add_market(PRICE)
+    system.deposit(alice, 10_000 * TOKEN)
+    system.deposit(bob, 10_000 * TOKEN)
+    return market
 
 
 @pytest.fixture(scope="session")

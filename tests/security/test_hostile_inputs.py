@@ -10,7 +10,6 @@ the vault, oracle, engine and fund.
 from __future__ import annotations
 
 import ape
-import pytest
 
 from backstop.model import ModelRevert
 from backstop.orders import Order, sign_order
@@ -26,14 +25,6 @@ MAX_VALUE = 2**127 - 1
 def rejected(result, name: str) -> None:
     assert isinstance(result, ModelRevert), f"expected {name}, the call succeeded"
     assert result.name == name
-
-
-@pytest.fixture
-def eth(system, alice, bob):
-    market = system.add_market(PRICE)
-    system.deposit(alice, 10_000 * TOKEN)
-    system.deposit(bob, 10_000 * TOKEN)
-    return market
 
 
 def test_rebasing_token_deposit_is_rejected_with_nothing_credited(project, deployer, alice, vault_state):

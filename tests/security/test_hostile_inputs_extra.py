@@ -27,14 +27,6 @@ GRACE = 3_600
 PANIC_OVERFLOW = encode_error("Panic(uint256)", 0x11)
 
 
-@pytest.fixture
-def eth(system, alice, bob):
-    market = system.add_market(PRICE)
-    system.deposit(alice, 10_000 * TOKEN)
-    system.deposit(bob, 10_000 * TOKEN)
-    return market
-
-
 def match_args(maker: Signed, taker: Signed, fill: int) -> tuple:
     return (to_tuple(maker.order), maker.signature, to_tuple(taker.order), taker.signature, fill)
 
