@@ -64,7 +64,7 @@ def _run(cmd: list[str], env: dict[str, str], timeout: float) -> tuple[str, int 
         return out, None, time.monotonic() - started
 
 
-def run(log: Callable[[str], None], *, revm_steps: int = 10_000, timeout: float = 900) -> dict[str, Any]:
+def run(log: Callable[[str], None], *, revm_steps: int = 100_000, timeout: float = 900) -> dict[str, Any]:
     env = dict(os.environ)
     results: dict[str, Any] = {"revm_steps_per_s": None, "anvil_steps_per_s": None}
     notes: dict[str, str] = {}

@@ -140,7 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--traders", type=int, default=1000, help="N for the largest socialization and the keeper"
     )
-    parser.add_argument("--revm-steps", type=int, default=10_000, help="fuzz budget of the pyrevm backend")
+    parser.add_argument(
+        "--revm-steps",
+        type=int,
+        default=100_000,
+        help="fuzz budget of the pyrevm backend (the deep profile's default)",
+    )
     parser.add_argument(
         "--render-only", action="store_true", help="only rewrite the doc's tables from the results file"
     )
