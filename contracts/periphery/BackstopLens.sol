@@ -68,6 +68,9 @@ contract BackstopLens is IBackstopLens {
     }
 
     /// @inheritdoc IBackstopLens
+    /// @dev Written straight into one array sized for the worst case (every account holding every
+    ///      market) and trimmed at the end: no per-account view structs, so the cost is the
+    ///      suite's own views plus a few operations per word.
     function snapshotWords(address[] calldata accountList, uint256 parts)
         external
         view
@@ -75,22 +78,35 @@ contract BackstopLens is IBackstopLens {
     {
         SystemView memory s = _system(parts);
         uint256 n = s.marketCount;
-        bool detail = parts & PART_ACCOUNT_DETAIL != 0;
-        AccountView[] memory accs = _accounts(accountList, n, detail);
-        uint256 total = 1 + SYSTEM_WORDS + MARKET_WORDS * n;
-        for (uint256 i = 0; i < accs.length; ++i) {
-            total += ACCOUNT_FIXED_WORDS + accs[i].markets.length + 2 * n;
-        }
-        words = new int256[](total);
+        words = new int256[](1 + SYSTEM_WORDS + MARKET_WORDS * n + accountList.length * (ACCOUNT_FIXED_WORDS + 3 * n));
         words[0] = _i(parts);
         uint256 w = _writeSystem(words, 1, s);
         bool prices = parts & PART_PRICES != 0;
         for (uint256 i = 0; i < n; ++i) {
             w = _writeMarket(words, w, _market(i, prices));
         }
-        for (uint256 i = 0; i < accs.length; ++i) {
-            w = _writeAccount(words, w, accs[i]);
+        bool detail = parts & PART_ACCOUNT_DETAIL != 0;
+        // One batched health read for everyone; if some account's market has no usable price the
+        // batch reverts, and each account is then read on its own.
+        IMarginEngine.Health[] memory health;
+        bool batched = false;
+        if (accountList.length != 0) {
+            try ENGINE.healthOf(accountList) returns (IMarginEngine.Health[] memory h) {
+                health = h;
+                batched = true;
+            } catch {
+                // Some market has no usable price: one read per account below.
+            }
         }
+        for (uint256 i = 0; i < accountList.length; ++i) {
+            if (batched) {
+                _writeHealth(words, w, health[i]);
+            } else {
+                _writeHealthOf(words, w, accountList[i]);
+            }
+            w = _writeAccountWords(words, w, accountList[i], n, detail);
+        }
+        _returnWords(words, w);
     }
 
     // --- internal: reading ---------------------------------------------------------------------
@@ -182,8 +198,7 @@ contract BackstopLens is IBackstopLens {
         v.fundShares = FUND.balanceOf(account);
     }
 
-    /// @dev Copies a priced health record; `F = min(margin − pending, E) − IMR` exactly as
-    ///      `IMarginEngine.freeCollateralOf` defines it, from the same record.
+    /// @dev Copies a priced health record.
     function _setHealth(AccountView memory v, IMarginEngine.Health memory h) internal pure {
         v.priced = true;
         v.margin = h.margin;
@@ -191,8 +206,76 @@ contract BackstopLens is IBackstopLens {
         v.equity = h.equity;
         v.initialMargin = h.initialMargin;
         v.maintenanceMargin = h.maintenanceMargin;
+        v.freeCollateral = _freeCollateral(h);
+    }
+
+    /// @dev `F = min(margin − pending, E) − IMR` exactly as `IMarginEngine.freeCollateralOf`
+    ///      defines it, from one health record.
+    function _freeCollateral(IMarginEngine.Health memory h) internal pure returns (int256) {
         int256 settled = h.margin - _i(h.pendingLoss);
-        v.freeCollateral = (settled < h.equity ? settled : h.equity) - _i(h.initialMargin);
+        return (settled < h.equity ? settled : h.equity) - _i(h.initialMargin);
+    }
+
+    /// @dev Account words 7 onwards (fund shares, the detail words if asked, market list, sizes
+    ///      and open notionals), after the health words `_writeHealth*` put at `w`; returns the
+    ///      index past the account.
+    function _writeAccountWords(int256[] memory words, uint256 w, address account, uint256 n, bool detail)
+        internal
+        view
+        returns (uint256)
+    {
+        words[w + 7] = _i(FUND.balanceOf(account));
+        if (detail) {
+            IInsuranceFund.WithdrawRequest memory r = IInsuranceFund(address(FUND)).withdrawRequestOf(account);
+            words[w + 8] = _i(r.shares);
+            words[w + 9] = _i(r.assets);
+            words[w + 10] = _i(r.requestedAt);
+            words[w + 11] = _i(TOKEN.balanceOf(account));
+            words[w + 12] = _i(ENGINE.minNonceOf(account));
+        }
+        uint256[] memory held = ENGINE.marketsOf(account);
+        words[w + 13] = _i(held.length);
+        w += ACCOUNT_FIXED_WORDS;
+        for (uint256 j = 0; j < held.length; ++j) {
+            words[w + j] = _i(held[j]);
+        }
+        w += held.length;
+        if (detail) {
+            for (uint256 id = 0; id < n; ++id) {
+                (words[w + id], words[w + n + id]) = ENGINE.positionOf(account, id);
+            }
+        } else {
+            for (uint256 j = 0; j < held.length; ++j) {
+                uint256 id = held[j];
+                (words[w + id], words[w + n + id]) = ENGINE.positionOf(account, id);
+            }
+        }
+        return w + 2 * n;
+    }
+
+    /// @dev Account words 0-6 (`margin, pendingLoss, priced, equity, IMR, MMR, F`) from a priced
+    ///      health record.
+    function _writeHealth(int256[] memory words, uint256 w, IMarginEngine.Health memory h) internal pure {
+        words[w] = h.margin;
+        words[w + 1] = _i(h.pendingLoss);
+        words[w + 2] = 1;
+        words[w + 3] = h.equity;
+        words[w + 4] = _i(h.initialMargin);
+        words[w + 5] = _i(h.maintenanceMargin);
+        words[w + 6] = _freeCollateral(h);
+    }
+
+    /// @dev `_writeHealth` for one account read on its own; if a market it holds has no usable
+    ///      price, only its margin and pending loss (the price-dependent words stay 0).
+    function _writeHealthOf(int256[] memory words, uint256 w, address account) internal view {
+        address[] memory one = new address[](1);
+        one[0] = account;
+        try ENGINE.healthOf(one) returns (IMarginEngine.Health[] memory h) {
+            _writeHealth(words, w, h[0]);
+        } catch {
+            words[w] = VAULT.marginOf(account);
+            words[w + 1] = _i(ENGINE.pendingLossOf(account));
+        }
     }
 
     // --- internal: flattening ------------------------------------------------------------------
@@ -225,35 +308,19 @@ contract BackstopLens is IBackstopLens {
         return w + MARKET_WORDS;
     }
 
-    function _writeAccount(int256[] memory words, uint256 w, AccountView memory v) internal pure returns (uint256) {
-        words[w] = v.margin;
-        words[w + 1] = _i(v.pendingLoss);
-        words[w + 2] = _b(v.priced);
-        words[w + 3] = v.equity;
-        words[w + 4] = _i(v.initialMargin);
-        words[w + 5] = _i(v.maintenanceMargin);
-        words[w + 6] = v.freeCollateral;
-        words[w + 7] = _i(v.fundShares);
-        words[w + 8] = _i(v.request.shares);
-        words[w + 9] = _i(v.request.assets);
-        words[w + 10] = _i(v.request.requestedAt);
-        words[w + 11] = _i(v.walletTokens);
-        words[w + 12] = _i(v.minNonce);
-        words[w + 13] = _i(v.markets.length);
-        w += ACCOUNT_FIXED_WORDS;
-        for (uint256 i = 0; i < v.markets.length; ++i) {
-            words[w] = _i(v.markets[i]);
-            ++w;
+    /// @dev Ends the call returning the first `length` elements of `words`, ABI-encoded. The
+    ///      encoding of an `int256[]` is its memory image (length, elements) behind one offset
+    ///      word, so the offset is written over the word just before the array and that memory is
+    ///      returned in place, instead of being copied word by word by the ABI encoder. The
+    ///      overwritten word belongs to an earlier allocation, which nothing reads again: this
+    ///      function never returns to its caller.
+    function _returnWords(int256[] memory words, uint256 length) internal pure {
+        assembly {
+            let start := sub(words, 0x20)
+            mstore(start, 0x20)
+            mstore(words, length)
+            return(start, add(0x40, shl(5, length)))
         }
-        for (uint256 i = 0; i < v.sizes.length; ++i) {
-            words[w] = v.sizes[i];
-            ++w;
-        }
-        for (uint256 i = 0; i < v.openNotionals.length; ++i) {
-            words[w] = v.openNotionals[i];
-            ++w;
-        }
-        return w;
     }
 
     /// @dev Reinterprets an unsigned view value as a word. Every value the suite reports is below

@@ -13,6 +13,7 @@ Every run ends with one line: ``fuzz: <backend> <steps> steps, <rate> steps/s, <
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import random
 import time
@@ -192,6 +193,10 @@ def deep_worker(
     from backstop.evm import PyRevmBackend
 
     world = World(PyRevmBackend(), decimals=decimals)
+    # Everything alive now (the world, the libraries) lives for the whole campaign: move it out of
+    # the cyclic collector's generations so that its collections only walk the runs' own objects.
+    gc.collect()
+    gc.freeze()
     BackstopMachine.world = world
     BackstopMachine.full_every = full_every
     BackstopMachine.outcomes = Counter()

@@ -1,15 +1,27 @@
-"""The model's transactions: ``_atomic`` snapshots with ``backstop.model.clone`` instead of
-``copy.deepcopy``; a rollback must restore exactly the state a deepcopy would have restored."""
+"""The model's transactions: ``_atomic`` snapshots with ``backstop.model.copy_state`` (and
+``clone`` for anything it does not know) instead of ``copy.deepcopy``; a rollback must restore
+exactly the state a deepcopy would have restored."""
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import random
 
 import pytest
 
 from backstop.evm import PyRevmBackend
-from backstop.model import Model, ModelRevert, clone
+from backstop.model import (
+    AccountState,
+    Market,
+    MarketParams,
+    Model,
+    ModelRevert,
+    Position,
+    WithdrawRequest,
+    clone,
+    copy_state,
+)
 from backstop.orders import Order
 from backstop.units import WAD
 from tests.fuzz.driver import Drawer
@@ -28,9 +40,10 @@ def busy_model():
     return model
 
 
-def test_clone_equals_deepcopy_and_shares_nothing_mutable(busy_model):
+@pytest.mark.parametrize("copier", [clone, copy_state])
+def test_copy_equals_deepcopy_and_shares_nothing_mutable(busy_model, copier):
     state = busy_model.__dict__
-    copied = clone(state)
+    copied = copier(state)
     assert copied == copy.deepcopy(state)
     for key, value in state.items():
         if isinstance(value, dict | list | set):
@@ -45,6 +58,35 @@ def test_clone_equals_deepcopy_and_shares_nothing_mutable(busy_model):
         assert market.open_interest is not original.open_interest
     for key, request in state["withdraw_requests"].items():
         assert copied["withdraw_requests"][key] is not request
+
+
+def test_copy_state_knows_every_field_it_writes_out():
+    """``copy_state`` copies these classes field by field as flat or with the listed containers:
+    a new mutable field must be added to its copier (and here)."""
+    shapes = {
+        Position: ["size", "open_notional", "snapshot"],
+        MarketParams: [f.name for f in dataclasses.fields(MarketParams)],
+        WithdrawRequest: ["shares", "assets", "requested_at"],
+        Market: ["params", "price", "paused", "loss_index", "open_interest"],
+        AccountState: ["margin", "positions", "min_nonce"],
+    }
+    for cls, names in shapes.items():
+        fields = dataclasses.fields(cls)
+        assert [f.name for f in fields] == names, cls
+        containers = {"params", "loss_index", "open_interest", "positions"}
+        for f in fields:
+            assert f.name in containers or f.type in ("int", "bool"), (cls, f.name, f.type)
+    model = Model()
+    mutable = {k for k, v in model.__dict__.items() if not isinstance(v, int | bool)}
+    assert mutable == {
+        "fund_balances",
+        "withdraw_requests",
+        "stale",
+        "markets",
+        "accounts",
+        "filled",
+        "cancelled",
+    }
 
 
 def test_model_copy_is_independent(busy_model):
