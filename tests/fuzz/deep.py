@@ -1,16 +1,18 @@
 """The deep fuzz profile: ``python -m tests.fuzz.deep --steps N`` (what ``make fuzz-deep`` runs).
 
 Runs the differential fuzz machine on pyrevm for ``N`` steps with fresh seeded runs of 50-400
-steps each, in ``--workers`` processes (default: one per core), comparing every account's core
-figures, the system and the markets after every step that changed anything, and everything (all
-lens parts and the whole-system sums) every ``--full-every`` steps and at the end of every run. Prints
-an outcome summary, any failure (with its run seed, invariant, and a shrunk program to paste into
+steps each, in ``--workers`` processes (default: one per core) drawing from one step budget,
+comparing every account's core figures, the system and the markets after every step that changed
+anything, and everything (all lens parts and the whole-system sums) every ``--full-every`` steps
+and at the end of every run. Prints an outcome summary, any failure (with its run seed, invariant, and a shrunk program to paste into
 ``tests/fuzz/test_regressions.py``) and finally::
 
     fuzz: pyrevm <steps> steps, <rate> steps/s, <failures> failures
 
-Exit status 1 if anything failed. Reproduce a failure with ``--seed`` and ``--workers`` of the run
-that found it; the printed program replays it directly (``tests.fuzz.machine.replay``).
+Exit status 1 if anything failed. The printed program replays a failure directly
+(``tests.fuzz.machine.replay``). The workers draw their runs' steps from one shared budget; each
+worker's sequence of runs is fixed by ``--seed`` and its index, so ``--seed`` and ``--workers`` of
+the campaign that found a failure (with at least its ``--steps``) meet the failing run again.
 """
 
 from __future__ import annotations

@@ -179,9 +179,39 @@ def shrink(world: World, program: Program, inv: str, budget: float = 60.0) -> Pr
     return current
 
 
+class Budget:
+    """The campaign's steps not yet claimed: a counter in shared memory that every worker draws
+    its next run's steps from, so that the workers finish together however fast each one is (a
+    fixed share per worker would leave the fastest idle while the slowest finishes)."""
+
+    def __init__(self, steps: int, ctx: Any = multiprocessing) -> None:
+        self._left = ctx.Value("q", steps)
+
+    def claim(self, want: int) -> int:
+        """Up to ``want`` steps (0 once the campaign's steps are all claimed)."""
+        with self._left.get_lock():
+            take = min(want, self._left.value)
+            self._left.value -= take
+        return take
+
+    def give_back(self, steps: int) -> None:
+        """Steps claimed but not run (a run cut short by a failure)."""
+        with self._left.get_lock():
+            self._left.value += steps
+
+
+#: The shared budget of the pool's workers (set in each worker by :func:`_init_worker`).
+_BUDGET: Budget | None = None
+
+
+def _init_worker(budget: Budget) -> None:
+    global _BUDGET
+    _BUDGET = budget
+
+
 def deep_worker(
     worker: int,
-    steps: int,
+    budget: Budget,
     seed: int,
     full_every: int,
     run_length: tuple[int, int],
@@ -189,7 +219,10 @@ def deep_worker(
     shrink_budget: float,
     decimals: int = 6,
 ) -> WorkerResult:
-    """One process's share of a deep campaign (pyrevm)."""
+    """One process's part of a deep campaign (pyrevm): seeded runs, each with the steps it can
+    claim from ``budget``, until the budget is spent (or, with ``stop_on_failure``, a run fails).
+    The worker's sequence of runs (seeds and lengths) depends only on ``seed`` and ``worker``;
+    how many of them it gets to depends on the other workers' pace."""
     from backstop.evm import PyRevmBackend
 
     world = World(PyRevmBackend(), decimals=decimals)
@@ -204,20 +237,26 @@ def deep_worker(
     rng = random.Random(f"{seed}:{worker}")
     result = WorkerResult(worker)
     start = time.perf_counter()
-    while result.steps < steps:
+    while True:
         run_seed = rng.getrandbits(48)
-        length = min(rng.randint(*run_length), steps - result.steps)
+        length = budget.claim(rng.randint(*run_length))
+        if length == 0:
+            break
         run_rng = random.Random(run_seed)
         machine = BackstopMachine()
+        done = 0
         try:
             machine.check()
             for _ in range(length):
                 machine.do(*drawer.draw(run_rng))
                 machine.check()
-                result.steps += 1
+                done += 1
             machine.teardown()
+            result.steps += done
         except Exception as err:
-            result.steps += 1
+            done = min(done + 1, length)
+            result.steps += done
+            budget.give_back(length - done)
             program = machine.program
             failure = Failure(worker, run_seed, len(program), _inv_of(err), _describe(err), program)
             if shrink_budget > 0:
@@ -228,6 +267,7 @@ def deep_worker(
         result.runs += 1
     result.seconds = time.perf_counter() - start
     result.outcomes = BackstopMachine.outcomes
+    gc.unfreeze()
     return result
 
 
@@ -238,7 +278,9 @@ def _describe(err: BaseException) -> str:
 
 
 def _worker_entry(args: tuple) -> WorkerResult:
-    return deep_worker(*args)
+    worker, *rest = args
+    assert _BUDGET is not None, "the pool initializer sets the budget"
+    return deep_worker(worker, _BUDGET, *rest)
 
 
 @dataclass
@@ -266,19 +308,19 @@ def run_deep(
     shrink_budget: float = 120.0,
     decimals: int = 6,
 ) -> DeepResult:
-    """``steps`` steps on pyrevm split over ``workers`` processes; wall-clock rate."""
-    shares = [steps // workers + (1 if i < steps % workers else 0) for i in range(workers)]
+    """``steps`` steps on pyrevm over ``workers`` processes drawing runs from one shared budget;
+    wall-clock rate."""
+    workers = max(min(workers, steps), 1)
     jobs = [
-        (i, share, seed, full_every, run_length, stop_on_failure, shrink_budget, decimals)
-        for i, share in enumerate(shares)
-        if share
+        (i, seed, full_every, run_length, stop_on_failure, shrink_budget, decimals) for i in range(workers)
     ]
+    ctx = multiprocessing.get_context("fork")
+    budget = Budget(steps, ctx)
     start = time.perf_counter()
-    if len(jobs) == 1:
-        results = [_worker_entry(jobs[0])]
+    if workers == 1:
+        results = [deep_worker(0, budget, *jobs[0][1:])]
     else:
-        ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(len(jobs)) as pool:
+        with ctx.Pool(workers, initializer=_init_worker, initargs=(budget,)) as pool:
             results = pool.map(_worker_entry, jobs)
     seconds = time.perf_counter() - start
     return DeepResult(sum(r.steps for r in results), seconds, results)
