@@ -86,23 +86,13 @@ contract BackstopLens is IBackstopLens {
             w = _writeMarket(words, w, _market(i, prices));
         }
         bool detail = parts & PART_ACCOUNT_DETAIL != 0;
-        // One batched health read for everyone; if some account's market has no usable price the
-        // batch reverts, and each account is then read on its own.
-        IMarginEngine.Health[] memory health;
-        bool batched = false;
-        if (accountList.length != 0) {
-            try ENGINE.healthOf(accountList) returns (IMarginEngine.Health[] memory h) {
-                health = h;
-                batched = true;
-            } catch {
-                // Some market has no usable price: one read per account below.
-            }
-        }
+        (bool batched, IMarginEngine.Health[] memory health) = _healthAll(accountList);
         for (uint256 i = 0; i < accountList.length; ++i) {
             if (batched) {
-                _writeHealth(words, w, health[i]);
+                _writeHealth(words, w, health[i], true);
             } else {
-                _writeHealthOf(words, w, accountList[i]);
+                (bool priced, IMarginEngine.Health memory h) = _healthOne(accountList[i]);
+                _writeHealth(words, w, h, priced);
             }
             w = _writeAccountWords(words, w, accountList[i], n, detail);
         }
@@ -146,19 +136,9 @@ contract BackstopLens is IBackstopLens {
         returns (AccountView[] memory out)
     {
         out = new AccountView[](accountList.length);
-        if (accountList.length == 0) return out;
-        // One batched health read for everyone; if some account's market has no usable price the
-        // batch reverts, and each account is then read on its own.
-        bool batched = false;
-        try ENGINE.healthOf(accountList) returns (IMarginEngine.Health[] memory health) {
-            batched = true;
-            for (uint256 i = 0; i < accountList.length; ++i) {
-                _setHealth(out[i], health[i]);
-            }
-        } catch {
-            // Some market has no usable price: fall back to one read per account below.
-        }
+        (bool batched, IMarginEngine.Health[] memory health) = _healthAll(accountList);
         for (uint256 i = 0; i < accountList.length; ++i) {
+            if (batched) _setHealth(out[i], health[i], true);
             _readAccount(out[i], accountList[i], marketCount, batched, detail);
         }
     }
@@ -169,15 +149,8 @@ contract BackstopLens is IBackstopLens {
     {
         v.account = account;
         if (!hasHealth) {
-            address[] memory one = new address[](1);
-            one[0] = account;
-            try ENGINE.healthOf(one) returns (IMarginEngine.Health[] memory health) {
-                _setHealth(v, health[0]);
-            } catch {
-                // A market of the account has no usable price: the price-dependent fields stay 0.
-                v.margin = VAULT.marginOf(account);
-                v.pendingLoss = ENGINE.pendingLossOf(account);
-            }
+            (bool priced, IMarginEngine.Health memory h) = _healthOne(account);
+            _setHealth(v, h, priced);
         }
         v.markets = ENGINE.marketsOf(account);
         v.sizes = new int256[](marketCount);
@@ -198,11 +171,41 @@ contract BackstopLens is IBackstopLens {
         v.fundShares = FUND.balanceOf(account);
     }
 
-    /// @dev Copies a priced health record.
-    function _setHealth(AccountView memory v, IMarginEngine.Health memory h) internal pure {
-        v.priced = true;
+    /// @dev One batched health read for every account. `batched = false` if some account's market
+    ///      has no usable price (the batch reverts): each account must then be read on its own.
+    function _healthAll(address[] calldata accountList)
+        internal
+        view
+        returns (bool batched, IMarginEngine.Health[] memory health)
+    {
+        if (accountList.length == 0) return (false, health);
+        try ENGINE.healthOf(accountList) returns (IMarginEngine.Health[] memory h) {
+            return (true, h);
+        } catch {
+            // Some market has no usable price.
+        }
+    }
+
+    /// @dev One account's health read on its own. `priced = false` if a market it holds has no
+    ///      usable price; then only `margin` and `pendingLoss` of `h` are set.
+    function _healthOne(address account) internal view returns (bool priced, IMarginEngine.Health memory h) {
+        address[] memory one = new address[](1);
+        one[0] = account;
+        try ENGINE.healthOf(one) returns (IMarginEngine.Health[] memory health) {
+            return (true, health[0]);
+        } catch {
+            h.margin = VAULT.marginOf(account);
+            h.pendingLoss = ENGINE.pendingLossOf(account);
+        }
+    }
+
+    /// @dev Copies a health record; unless `priced`, only its margin and pending loss (the
+    ///      price-dependent fields stay 0).
+    function _setHealth(AccountView memory v, IMarginEngine.Health memory h, bool priced) internal pure {
         v.margin = h.margin;
         v.pendingLoss = h.pendingLoss;
+        if (!priced) return;
+        v.priced = true;
         v.equity = h.equity;
         v.initialMargin = h.initialMargin;
         v.maintenanceMargin = h.maintenanceMargin;
@@ -253,29 +256,20 @@ contract BackstopLens is IBackstopLens {
         return w + 2 * n;
     }
 
-    /// @dev Account words 0-6 (`margin, pendingLoss, priced, equity, IMR, MMR, F`) from a priced
-    ///      health record.
-    function _writeHealth(int256[] memory words, uint256 w, IMarginEngine.Health memory h) internal pure {
+    /// @dev Account words 0-6 (`margin, pendingLoss, priced, equity, IMR, MMR, F`) from a health
+    ///      record; unless `priced`, only the first two (the price-dependent words stay 0).
+    function _writeHealth(int256[] memory words, uint256 w, IMarginEngine.Health memory h, bool priced)
+        internal
+        pure
+    {
         words[w] = h.margin;
         words[w + 1] = _i(h.pendingLoss);
+        if (!priced) return;
         words[w + 2] = 1;
         words[w + 3] = h.equity;
         words[w + 4] = _i(h.initialMargin);
         words[w + 5] = _i(h.maintenanceMargin);
         words[w + 6] = _freeCollateral(h);
-    }
-
-    /// @dev `_writeHealth` for one account read on its own; if a market it holds has no usable
-    ///      price, only its margin and pending loss (the price-dependent words stay 0).
-    function _writeHealthOf(int256[] memory words, uint256 w, address account) internal view {
-        address[] memory one = new address[](1);
-        one[0] = account;
-        try ENGINE.healthOf(one) returns (IMarginEngine.Health[] memory h) {
-            _writeHealth(words, w, h[0]);
-        } catch {
-            words[w] = VAULT.marginOf(account);
-            words[w + 1] = _i(ENGINE.pendingLossOf(account));
-        }
     }
 
     // --- internal: flattening ------------------------------------------------------------------
