@@ -41,6 +41,7 @@ from web3 import Web3
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 from web3.types import RPCEndpoint
 
+from backstop.decisions import AccountHealth, plan_liquidations
 from backstop.rpc import Retrier, RpcUnavailable, rpc_message
 
 GWEI = 10**9
@@ -49,59 +50,14 @@ ARTIFACT = Path(".build") / "__local__.json"
 COUNTER_NAMES = ("scanned", "liquidatable", "sent", "confirmed", "failed", "lost_races", "lag")
 
 __all__ = [
-    "AccountHealth",
     "Keeper",
     "KeeperConfigError",
     "KeeperStateError",
     "LocalSigner",
     "PassReport",
     "RpcUnavailable",
-    "decide",
     "load_engine_abi",
 ]
-
-
-# --- the pure part -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AccountHealth:
-    """One account's ``healthOf`` entry (WAD amounts, as the engine reports them)."""
-
-    account: str
-    margin: int
-    pending_loss: int
-    equity: int
-    initial_margin: int
-    maintenance_margin: int
-    has_positions: bool
-
-    @property
-    def buffer(self) -> int:
-        """``E − MMR``: negative means liquidatable (if the account holds a position)."""
-        return self.equity - self.maintenance_margin
-
-    @property
-    def liquidatable(self) -> bool:
-        """DESIGN §4: holds a position and ``E < MMR`` (strict: ``E == MMR`` is safe)."""
-        return self.has_positions and self.equity < self.maintenance_margin
-
-
-def decide(snapshot: Iterable[AccountHealth]) -> list[str]:
-    """The accounts to liquidate, in order: every liquidatable account of ``snapshot``, most
-    negative ``E − MMR`` first, ties broken by address (case-insensitive, ascending). An account
-    listed twice counts once (its first entry). Pure: no I/O, no clock."""
-    seen: set[str] = set()
-    chosen: list[AccountHealth] = []
-    for health in snapshot:
-        key = health.account.lower()
-        if key in seen:
-            continue
-        seen.add(key)
-        if health.liquidatable:
-            chosen.append(health)
-    chosen.sort(key=lambda h: (h.buffer, h.account.lower()))
-    return [h.account for h in chosen]
 
 
 # --- signing -------------------------------------------------------------------------------------
@@ -579,9 +535,8 @@ class Keeper:
         head = self.sync_accounts()
         snapshot = self.scan(head)
         report.scanned = len(snapshot)
-        targets = decide(snapshot)
-        report.liquidatable = len(targets)
-        by_account = {h.account: h for h in snapshot}
+        plan = plan_liquidations(snapshot, self.address)
+        report.liquidatable = len(plan.targets) + len(plan.skipped_self)
         self._event(
             logging.INFO,
             "scan",
@@ -591,10 +546,9 @@ class Keeper:
             elapsed_ms=int((self._clock() - started) * 1000),
         )
 
-        mine = self.address.lower()
-        for account in [a for a in targets if a.lower() == mine]:
-            self._event(logging.WARNING, "skip_self", account=account, buffer=by_account[account].buffer)
-        targets = [a for a in targets if a.lower() != mine]
+        for health in plan.skipped_self:
+            self._event(logging.WARNING, "skip_self", account=health.account, buffer=health.buffer)
+        targets = plan.targets
         # Windows of `max_in_flight` accounts: one healthOf call re-checks the whole window, then
         # each account is dry-run and sent, then the window's receipts are awaited, so the next
         # window's dry-runs see every earlier liquidation mined.

@@ -23,10 +23,11 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from backstop.decisions import AccountHealth
 from backstop.orders import Order, order_struct_hash
 from backstop.units import WAD, token_scale
 
@@ -779,6 +780,29 @@ class Model:
     def health(self, account: str) -> Health:
         """All figures at once; needs a usable price for every market of the account."""
         return self._health(self._peek(account))
+
+    def health_snapshot(self, accounts: Iterable[str]) -> list[AccountHealth]:
+        """The keeper's view of ``accounts`` (``healthOf``'s entries), for
+        :func:`backstop.decisions.plan_liquidations`. An account whose health cannot be read (a
+        stale or missing price) is left out, as the keeper leaves out what it cannot read."""
+        out = []
+        for account in accounts:
+            try:
+                h = self.health(account)
+            except ModelRevert:
+                continue
+            out.append(
+                AccountHealth(
+                    account=account,
+                    margin=h.margin,
+                    pending_loss=h.pending,
+                    equity=h.equity,
+                    initial_margin=h.imr,
+                    maintenance_margin=h.mmr,
+                    has_positions=bool(self._peek(account).positions),
+                )
+            )
+        return out
 
     def equity(self, account: str) -> int:
         return self.health(account).equity

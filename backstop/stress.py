@@ -7,7 +7,7 @@ Two backends implement the same small seam (``Backend``):
   keys and matches them from a relayer (test account 0), and runs the real keeper
   (``backstop.keeper.Keeper.run_once``) for ``keeper`` steps;
 - ``ModelBackend`` plays the same steps on the exact-integer reference model
-  (``backstop.model.Model``); its keeper step is ``backstop.keeper.decide`` over the model's
+  (``backstop.model.Model``); its keeper step is ``backstop.decisions.plan_liquidations`` over the model's
   health of every account, then ``Model.liquidate`` in that order, re-checking each first.
 
 Both produce a ``RunResult`` from their own views, so the two reports of one scenario must be
@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from backstop.keeper import AccountHealth, decide
+from backstop.decisions import plan_liquidations
 from backstop.model import MarketParams, Model, ModelRevert
 from backstop.orders import Order, sign_order, to_tuple
 from backstop.scenario import (
@@ -368,31 +368,13 @@ class ModelBackend(Backend):
         return {"account": account, "liquidator": liquidator, **{k: result[k] for k in LIQUIDATION_FIELDS}}
 
     def _keeper(self, keeper: str) -> Outcome:
-        """One keeper pass: ``decide`` over every account's health, then liquidate in that order,
+        """One keeper pass: ``plan_liquidations`` over every account's health, then liquidate in that order,
         re-checking each just before (an account whose health cannot be read is skipped)."""
         assert self.model is not None
         model = self.model
-        snapshot = []
-        for addr in self.addresses.values():
-            try:
-                h = model.health(addr)
-            except ModelRevert:
-                continue
-            snapshot.append(
-                AccountHealth(
-                    account=addr,
-                    margin=h.margin,
-                    pending_loss=h.pending,
-                    equity=h.equity,
-                    initial_margin=h.imr,
-                    maintenance_margin=h.mmr,
-                    has_positions=bool(model.markets_of(addr)),
-                )
-            )
+        snapshot = model.health_snapshot(self.addresses.values())
         liquidations, failed = [], 0
-        for target in decide(snapshot):
-            if target.lower() == keeper.lower():
-                continue
+        for target in plan_liquidations(snapshot, keeper).targets:
             try:
                 if not model.liquidatable(target):
                     continue

@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+from backstop.decisions import plan_liquidations
 from backstop.evm import Ok, Revert
 from backstop.model import MAX_VALUE, MarketParams, ModelRevert, mul_wad_down, mul_wad_up
 from backstop.orders import SECP256K1_N, Order
@@ -777,23 +778,15 @@ class BackstopMachine(RuleBasedStateMachine):
 
     @action(weight=6, who=R(0, 9))
     def keeper(self, who: int) -> None:
-        """The keeper's choice (DESIGN §4): the most negative ``E − MMR`` first, ties by address."""
+        """The keeper's first choice (DESIGN §4, ``backstop.decisions.plan_liquidations``): the most
+        negative ``E − MMR`` first, ties by address."""
         liquidator = KEEPER if who >= 3 else who
-        candidates = []
-        for i, a in enumerate(self.addr):
-            if i == liquidator:
-                continue
-            try:
-                if self.model.liquidatable(a):
-                    h = self.model.health(a)
-                    candidates.append((h.equity - h.mmr, a, i))
-            except ModelRevert:
-                continue
-        if not candidates:
+        plan = plan_liquidations(self.model.health_snapshot(self.addr), self.addr[liquidator])
+        if not plan.targets:
             type(self).outcomes["keeper:idle"] += 1
             self._step()
             return
-        self._liquidate(liquidator, min(candidates)[2])
+        self._liquidate(liquidator, self.addr.index(plan.targets[0]))
 
     @action(weight=2, sender=ACTOR, account=ACTOR)
     def settle(self, sender: int, account: int) -> None:

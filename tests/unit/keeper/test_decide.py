@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from backstop.keeper import AccountHealth, decide
+from backstop.decisions import AccountHealth, decide, plan_liquidations
 from backstop.units import WAD
 
 A = "0x" + "aa" * 20
@@ -77,3 +77,18 @@ def test_decide_does_not_mutate_or_depend_on_input_order():
     frozen = list(snapshot)
     assert decide(snapshot) == decide(list(reversed(snapshot))) == [C, A, B]
     assert snapshot == frozen
+
+
+def test_plan_never_targets_the_liquidator_and_reports_it_skipped():
+    me = health(B.upper().replace("0X", "0x"), -5 * WAD, WAD)  # the keeper, in another case
+    snapshot = [health(A, 0, 2 * WAD), me, health(C, 0, 3 * WAD)]
+    plan = plan_liquidations(snapshot, B)
+    assert plan.targets == (C, A)
+    assert plan.skipped_self == (me,)
+    # Without a liquidator nobody is left out, and the order is decide's.
+    assert list(plan_liquidations(snapshot, None).targets) == decide(snapshot) == [me.account, C, A]
+
+
+def test_plan_skips_nothing_when_the_liquidator_is_healthy():
+    plan = plan_liquidations([health(A, 0, WAD), health(B, 5 * WAD, WAD)], B)
+    assert plan.targets == (A,) and plan.skipped_self == ()

@@ -16,6 +16,7 @@ from typing import Any
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
+from backstop.decisions import plan_liquidations
 from backstop.model import LONG, SHORT, Model, ModelRevert, mul_wad_down, mul_wad_up
 from backstop.orders import Order
 from tests.unit.model.test_model import (
@@ -544,9 +545,7 @@ def _liquidate(model: Model, ledger: Ledger, account: str, liquidator: str) -> N
 
 def _keeper_pass(model: Model, ledger: Ledger) -> None:
     """Most negative E − MMR first (ties by address), each re-checked just before acting."""
-    queue = [a for a in TRADERS if model.liquidatable(a)]
-    queue.sort(key=lambda a: (model.equity(a) - model.maintenance_margin(a), a.lower()))
-    for account in queue:
+    for account in plan_liquidations(model.health_snapshot(TRADERS), KEEPER).targets:
         if model.liquidatable(account):
             try:
                 _liquidate(model, ledger, account, KEEPER)
