@@ -357,9 +357,9 @@ def install_fast_struct_hash() -> None:
     """Makes ``backstop.model`` hash orders with :func:`fast_struct_hash` (memoized), for the deep
     driver's processes only: the model calls the hash for every order check and fill, and
     eth-abi's encoder is its single slowest piece. The output is byte-identical."""
-    import backstop.model
+    import backstop.model.trading
 
-    backstop.model.order_struct_hash = functools.lru_cache(maxsize=4096)(fast_struct_hash)  # type: ignore[assignment]
+    backstop.model.trading.order_struct_hash = functools.lru_cache(maxsize=4096)(fast_struct_hash)  # type: ignore[assignment]
 
 
 LIQUIDATED_TOPIC = keccak(b"Liquidated(address,address,uint256,uint256,uint256,uint256,uint256,uint256)")
