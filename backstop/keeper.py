@@ -16,7 +16,7 @@ snapshot to the ordered list of accounts to liquidate; ``Keeper`` is the thin lo
 A competitor that liquidates first is a *lost race*, counted apart from failures: the re-check
 finds the account healthy or flat, the dry-run reverts ``NotLiquidatable``, or the mined
 transaction reverts and a ``Liquidated`` event by another liquidator explains why. Transport
-failures are retried with backoff (``backstop.rpc``); a transaction whose dry-run failed is never
+failures are retried with backoff (``backstop.chain.rpc``); a transaction whose dry-run failed is never
 sent. Every event is one structured log line (``keeper <event> key=value ...``).
 """
 
@@ -41,8 +41,8 @@ from web3 import Web3
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 from web3.types import RPCEndpoint
 
+from backstop.chain.rpc import Retrier, RpcUnavailable, rpc_message
 from backstop.decisions import AccountHealth, plan_liquidations
-from backstop.rpc import Retrier, RpcUnavailable, rpc_message
 
 GWEI = 10**9
 DEFAULT_PRIORITY_FEE = 1 * GWEI

@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 import yaml
 
-from backstop.deploy import MOCK, ConfigError, MarketConfig, SuiteConfig, market_from_mapping
+from backstop.config import MOCK, ConfigError, MarketConfig, SuiteConfig, market_from_mapping
 from backstop.units import WAD, to_units, to_wad
 
 #: ``withdraw: {amount: max}``: all free collateral, floored to a token unit.
@@ -287,7 +287,7 @@ class Scenario:
         return names
 
     def suite_config(self) -> SuiteConfig:
-        """The deployment config (mock token and feeds) of ``backstop.deploy``."""
+        """The deployment config (mock token and feeds) of ``backstop.chain.deploy``."""
         return SuiteConfig(
             markets=self.markets,
             collateral_decimals=self.collateral_decimals,

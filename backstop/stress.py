@@ -2,7 +2,7 @@
 
 Two backends implement the same small seam (``Backend``):
 
-- ``ChainBackend`` deploys a fresh suite with ``backstop.deploy`` on the connected (local) chain,
+- ``ChainBackend`` deploys a fresh suite with ``backstop.chain.deploy`` on the connected (local) chain,
   funds every named account's wallet from the mock token, signs orders with the test accounts'
   keys and matches them from a relayer (test account 0), and runs the real keeper
   (``backstop.keeper.Keeper.run_once``) for ``keeper`` steps;
@@ -442,7 +442,7 @@ def _keeper_outcome(
 class ChainBackend(Backend):
     """The scenario on a fresh suite deployed on the connected local chain.
 
-    Ape deploys the suite (``backstop.deploy.deploy_suite``) and provides the chain (time travel)
+    Ape deploys the suite (``backstop.chain.deploy.deploy_suite``) and provides the chain (time travel)
     and the test accounts (``accounts.test_accounts``, each with ``private_key``; index 0 deploys,
     mints and relays). Steps and reads then go straight to the node through one web3.py
     connection, the keeper's too: transactions are signed locally with the test keys. Each
@@ -471,7 +471,7 @@ class ChainBackend(Backend):
         from eth_account import Account
         from web3 import HTTPProvider, Web3
 
-        from backstop.deploy import deploy_suite
+        from backstop.chain.deploy import deploy_suite
 
         self.scenario = scenario
         self._nonces = {}

@@ -1,7 +1,7 @@
 """Raw JSON-RPC driver for the benchmarks: deterministic funded accounts, locally signed
 transactions, batched sends, snapshots, traces, and a deployed suite with helpers.
 
-Ape deploys the contracts (``backstop.deploy.deploy_suite``); everything after that goes through
+Ape deploys the contracts (``backstop.chain.deploy.deploy_suite``); everything after that goes through
 plain JSON-RPC with transactions signed in Python: roughly three times the throughput of sending
 through Ape, which matters when a benchmark needs thousands of funded traders.
 """

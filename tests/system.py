@@ -14,7 +14,8 @@ from typing import Any
 from eth_utils import keccak
 from web3.exceptions import ContractLogicError as Web3LogicError
 
-from backstop.deploy import MarketConfig, SuiteConfig, deploy_suite
+from backstop.chain.deploy import deploy_suite
+from backstop.config import MarketConfig, SuiteConfig
 from backstop.model import MarketParams, Model, ModelRevert
 from backstop.orders import Order, recover_signer, sign_order, to_tuple
 from backstop.units import WAD

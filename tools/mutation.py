@@ -146,7 +146,8 @@ class Outcome:
 def run_regression(name: str, manifest: Path) -> str:
     """Replays the named regression program of ``name`` (tests/fuzz/test_regressions.py) against
     the mutant: ``"yes (INV-…)"`` if it fails there, as a regression test must."""
-    from backstop.evm import Artifacts, PyRevmBackend
+    from backstop.chain.abi import Artifacts
+    from backstop.chain.evm import PyRevmBackend
     from tests.fuzz.driver import run_program
     from tests.fuzz.machine import InvariantViolation
     from tests.fuzz.test_regressions import REGRESSIONS
@@ -166,7 +167,8 @@ def run_regression(name: str, manifest: Path) -> str:
 
 def run_profile(name: str, manifest: Path, log_dir: Path) -> Outcome:
     """The CI profile (pinned seed and budget, no shrinking) on pyrevm against ``manifest``."""
-    from backstop.evm import Artifacts, PyRevmBackend
+    from backstop.chain.abi import Artifacts
+    from backstop.chain.evm import PyRevmBackend
     from tests.fuzz.driver import run_ci
     from tests.fuzz.machine import InvariantViolation
     from tests.fuzz.world import World
@@ -195,7 +197,8 @@ def run_profile(name: str, manifest: Path, log_dir: Path) -> Outcome:
 
 
 def print_shrunk(outcome: Outcome, manifest: Path) -> None:
-    from backstop.evm import Artifacts, PyRevmBackend
+    from backstop.chain.abi import Artifacts
+    from backstop.chain.evm import PyRevmBackend
     from tests.fuzz.driver import format_program, shrink
     from tests.fuzz.world import World
 

@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from backstop.evm import PyRevmBackend
+from backstop.chain.evm import PyRevmBackend
 from backstop.model import (
     AccountState,
     Market,

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from backstop.evm import PyRevmBackend
+from backstop.chain.evm import PyRevmBackend
 from backstop.model import MAX_VALUE
 from backstop.orders import Order
 from tests.fuzz.machine import replay
