@@ -1,4 +1,4 @@
-"""Stress scenarios: parse and validate a scenario YAML into typed steps (``SCENARIOS.md``).
+"""Stress scenarios: parse and validate a scenario YAML into typed steps (docs/scenario-format.md).
 
 Everything is converted exactly: the YAML is read with a loader that turns every float literal
 into a ``Decimal`` of its source text, then amounts become token units and sizes and prices WAD
@@ -8,7 +8,7 @@ never a rounding). Every problem is reported as a ``ScenarioError`` that names w
 report's ``index``. Every account a step names must be declared under ``accounts`` (a deposit of
 0 is fine for a staker), so a typo in a name is an error, not a new account.
 
-Extensions to SCENARIOS.md, all optional and backward compatible:
+Extensions to docs/scenario-format.md, all optional and backward compatible:
 
 - top level ``description`` (free text);
 - ``insurance.window`` and ``insurance.per_event_cap`` (token units, like ``floor``);
@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 import yaml
 
 from backstop.config import MOCK, ConfigError, MarketConfig, SuiteConfig, market_from_mapping
-from backstop.units import WAD, to_units, to_wad
+from backstop.units import WAD, format_units, to_units, to_wad
 
 #: ``withdraw: {amount: max}``: all free collateral, floored to a token unit.
 MAX = "max"
@@ -487,7 +487,7 @@ def _parse_markets(raw: Any) -> tuple[MarketConfig, ...]:
 
 
 def _check_market(m: MarketConfig, where: str) -> None:
-    """The engine's hard bounds (DESIGN §10), checked here so a bad file fails before deploying."""
+    """The engine's hard bounds (docs/design.md §10), checked here so a bad file fails before deploying."""
     mm = m.mm_ratio
     checks = [
         (mm > 0, "maintenance_margin must be > 0"),
@@ -513,7 +513,7 @@ def _check_feed_price(m: MarketConfig, price_wad: int, where: str) -> None:
         raise ScenarioError(f"{where}: an oracle price must be > 0")
     if price_wad % 10 ** (18 - m.mock_feed_decimals):
         raise ScenarioError(
-            f"{where}: {_fmt(price_wad)} is not representable with the feed's {m.mock_feed_decimals} decimals"
+            f"{where}: {format_units(price_wad)} is not representable with the feed's {m.mock_feed_decimals} decimals"
         )
 
 
@@ -631,52 +631,3 @@ def _parse_step(
             ALL if shares == ALL else _tokens(shares, decimals + FUND_DECIMALS_OFFSET, f"{where}.shares")
         )
     return cls(index=index, expect_revert=expect, **fields)
-
-
-# --- display --------------------------------------------------------------------------------------------------
-
-
-def _fmt(value: int, scale: int = WAD) -> str:
-    """An exact decimal rendering of ``value / scale`` (``2000``, ``0.5``)."""
-    d = Decimal(value) / Decimal(scale)
-    text = format(d.normalize(), "f")
-    return text
-
-
-def format_wad(value: int) -> str:
-    """A WAD integer as an exact decimal string (``1500000000000000000000`` → ``1500``)."""
-    return _fmt(value)
-
-
-def describe(step: Step, scenario: Scenario) -> str:
-    """A one-line rendering of a step, e.g. ``trade bob<-alice ETH 4 @ 2000``."""
-    tokens = 10**scenario.collateral_decimals
-    shares_unit = 10**scenario.share_decimals
-    if isinstance(step, Trade):
-        maker = " (buyer makes)" if step.maker == "buyer" else ""
-        text = (
-            f"trade {step.buyer}<-{step.seller} {step.market} {_fmt(step.size)} @ {_fmt(step.price)}{maker}"
-        )
-    elif isinstance(step, Price):
-        text = "price " + " ".join(f"{m}={_fmt(p)}" for m, p in step.prices.items())
-    elif isinstance(step, Advance):
-        text = f"advance {step.seconds}s"
-    elif isinstance(step, Liquidate):
-        text = f"liquidate {step.account} by {step.by}"
-    elif isinstance(step, KeeperPass):
-        text = f"keeper by {step.by}"
-    elif isinstance(step, Settle):
-        text = f"settle {step.account}" + (f" by {step.by}" if step.by else "")
-    elif isinstance(step, Deposit | Stake | Withdraw):
-        amount = step.amount if step.amount == MAX else _fmt(step.amount, tokens)  # type: ignore[arg-type]
-        text = f"{step.action} {step.account} {amount}"
-    elif isinstance(step, RequestUnstake | Unstake):
-        shares = step.shares if step.shares == ALL else _fmt(step.shares, shares_unit)  # type: ignore[arg-type]
-        text = f"{step.action} {step.account} {shares} shares"
-    else:  # pragma: no cover - every action is listed above
-        text = step.action
-    if step.expects_revert:
-        text += " (expect revert" + (
-            f" {step.expect_revert})" if isinstance(step.expect_revert, str) else ")"
-        )
-    return text
