@@ -23,12 +23,11 @@ from hexbytes import HexBytes
 from web3 import HTTPProvider, Web3
 from web3.logs import DISCARD
 
-from backstop.orders import Order, order_digest, sign_order, to_tuple
+from backstop.chain.abi import compiled_manifest_path
+from backstop.orders import FAR_EXPIRY, Order, order_digest, sign_order, to_tuple
 from backstop.units import WAD
 
 ROOT = Path(__file__).resolve().parent.parent
-ARTIFACT = ROOT / ".build" / "__local__.json"
-FAR_FUTURE = 2**40
 GAS_LIMIT = 10_000_000  # per transaction; gasUsed does not depend on it
 ETH_BALANCE = 10**22  # wei given to every bench account with anvil_setBalance
 
@@ -39,7 +38,7 @@ class TxFailed(RuntimeError):
 
 def load_abis() -> dict[str, list[dict[str, Any]]]:
     """Contract name → ABI, from Ape's compiled artifact."""
-    data = json.loads(ARTIFACT.read_text())
+    data = json.loads(compiled_manifest_path().read_text())
     return {name: ct.get("abi", []) for name, ct in data["contractTypes"].items()}
 
 
@@ -353,7 +352,7 @@ class Suite:
     def order(self, actor: Actor, market: str, is_buy: bool, size: int, price: int) -> tuple[tuple, bytes]:
         nonce = self.nonces.get(actor.address, 0)
         self.nonces[actor.address] = nonce + 1
-        order = Order(actor.address, self.market_id(market), is_buy, size, price, nonce, FAR_FUTURE)
+        order = Order(actor.address, self.market_id(market), is_buy, size, price, nonce, FAR_EXPIRY)
         self.recent_orders = [
             *self.recent_orders[-1:],
             order_digest(order, self.chain.chain_id, self.engine.address),

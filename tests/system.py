@@ -17,11 +17,10 @@ from web3.exceptions import ContractLogicError as Web3LogicError
 from backstop.chain.deploy import deploy_suite
 from backstop.config import MarketConfig, SuiteConfig
 from backstop.model import MarketParams, Model, ModelRevert
-from backstop.orders import Order, recover_signer, sign_order, to_tuple
+from backstop.orders import FAR_EXPIRY, Order, recover_signer, sign_order, to_tuple
 from backstop.units import WAD
 
 FEED_DECIMALS = 8
-FAR_FUTURE = 2**40
 ZERO_ADDRESS = "0x" + "00" * 20
 PERCENT = WAD // 100
 
@@ -276,7 +275,7 @@ class System:
         price: int,
         *,
         nonce: int | None = None,
-        expiry: int = FAR_FUTURE,
+        expiry: int = FAR_EXPIRY,
         signer=None,
     ) -> Signed:
         """A signed order; by default signed by its own account with a fresh nonce."""

@@ -124,7 +124,9 @@ def compile_project(project: Path) -> Path:
     env["PATH"] = f"{ROOT / '.venv' / 'bin'}:{ROOT / 'node_modules' / '.bin'}:{env.get('PATH', '')}"
     ape = shutil.which("ape", path=env["PATH"]) or "ape"
     proc = subprocess.run([ape, "compile"], cwd=project, env=env, capture_output=True, text=True)
-    manifest = project / ".build" / "__local__.json"
+    from backstop.chain.abi import compiled_manifest_path
+
+    manifest = compiled_manifest_path(project)
     if proc.returncode != 0 or not manifest.exists():
         raise SystemExit(
             f"mutation: compiling {project.name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
@@ -232,7 +234,9 @@ def main(argv: list[str] | None = None) -> int:
         with ThreadPoolExecutor(max(args.jobs, 1)) as pool:
             manifests = list(pool.map(compile_project, projects))
 
-        baseline = run_profile("original", ROOT / ".build" / "__local__.json", log_dir)
+        from backstop.chain.abi import compiled_manifest_path
+
+        baseline = run_profile("original", compiled_manifest_path(ROOT), log_dir)
         outcomes = [
             run_profile(m.name, manifest, log_dir) for m, manifest in zip(mutants, manifests, strict=True)
         ]

@@ -16,9 +16,9 @@ import pytest
 
 from backstop.chain.evm import PyRevmBackend
 from backstop.model import MAX_VALUE
-from backstop.orders import Order
+from backstop.orders import FAR_EXPIRY, Order
 from tests.fuzz.machine import replay
-from tests.fuzz.world import FAR_EXPIRY, World
+from tests.fuzz.world import World
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,6 @@ except ImportError:  # pragma: no cover - the pinned environment has it
 TOKEN_DECIMALS = 6
 FEED_DECIMALS = 8
 FEED_UNIT = 10 ** (18 - FEED_DECIMALS)  # WAD per feed unit: prices live on this grid
-FAR_EXPIRY = 2**40
 MINT_WHOLE_TOKENS = 10**12  # every actor's wallet at genesis, in whole tokens
 DEPLOYER = "0x00000000000000000000000000000000000dE910"
 N_TRADERS = 6

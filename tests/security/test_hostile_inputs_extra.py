@@ -11,7 +11,7 @@ from __future__ import annotations
 import ape
 import pytest
 
-from backstop.orders import Order, make_high_s, sign_order, to_tuple
+from backstop.orders import FAR_EXPIRY, Order, make_high_s, sign_order, to_tuple
 from backstop.units import WAD
 from tests.conftest import encode_error
 from tests.system import MarketSpec, Signed, System, ratio
@@ -320,7 +320,7 @@ def _signed_by_someone_else(system, eth, alice, bob, carol, chain):
 
 
 def _zero_address_signed(system, eth, alice, bob, carol, chain):
-    ghost = Order(ZERO, eth, False, WAD, PRICE, 0, 2**40)
+    ghost = Order(ZERO, eth, False, WAD, PRICE, 0, FAR_EXPIRY)
     signed = Signed(ghost, sign_order(ghost, alice.private_key, system.chain_id, system.engine.address))
     return signed, "InvalidSignature", {"account": ZERO}
 
@@ -328,7 +328,7 @@ def _zero_address_signed(system, eth, alice, bob, carol, chain):
 def _zero_address_unrecoverable(system, eth, alice, bob, carol, chain):
     """The classic bug: `ecrecover` returns address(0) for an invalid signature, which would
     'match' an order whose account is the zero address."""
-    ghost = Order(ZERO, eth, False, WAD, PRICE, 0, 2**40)
+    ghost = Order(ZERO, eth, False, WAD, PRICE, 0, FAR_EXPIRY)
     return Signed(ghost, bytes(64) + bytes([27])), "InvalidSignature", {"account": ZERO}
 
 
