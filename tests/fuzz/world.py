@@ -1,9 +1,10 @@
-"""The fuzz world: one Backstop suite deployed on a :class:`backstop.evm.Backend`, with its actors,
+"""The fuzz world: one Backstop suite deployed on a :class:`backstop.chain.evm.Backend`, with its actors,
 the reference model it is held to, and hand-rolled codecs fast enough for thousands of steps a
 second.
 
-Deployment and wiring are those of ``tests/system.py`` (token → OracleAdapter → CollateralVault →
-InsuranceFund → MarginEngine, role grant, ``fund.wire``, ``vault.wire``, ``addMarket``), plus a
+Deployment and wiring are the users' own (``backstop.chain.deploy.deploy_sequence``: token →
+OracleAdapter → CollateralVault → InsuranceFund → MarginEngine, role grant, ``fund.wire``,
+``vault.wire``, ``addMarket``), run on the backend by ``EvmDeployer``, plus a
 :class:`BackstopLens` that returns every observable in one call. After a fixed *genesis* (wallets
 minted and approved, opening deposits and stakes, applied to the chain and to a template model in
 lockstep) the chain is snapshotted; :meth:`World.reset` returns to that snapshot and hands out a

@@ -14,7 +14,7 @@ import ape
 from backstop.model import ModelRevert
 from backstop.orders import FAR_EXPIRY, Order, sign_order
 from backstop.units import WAD
-from tests.system import Signed
+from tests.support.system import Signed
 
 PRICE = 2000 * WAD
 TOKEN = 10**6
