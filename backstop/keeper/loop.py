@@ -151,7 +151,7 @@ class Keeper(AccountIndex):
         )
         [own] = self._health([self.address], "latest") or [None]
         if own is not None and own.margin <= 0 and not self.dry_run:
-            # The liquidator takes the positions over and must end with E ≥ IMR (DESIGN §4).
+            # The liquidator takes the positions over and must end with E ≥ IMR (docs/design.md §4).
             self._event(logging.WARNING, "no_margin", keeper=self.address, margin=own.margin)
 
     # --- logging -----------------------------------------------------------------------------------

@@ -342,7 +342,7 @@ class System:
         return receipt
 
     def check_solvency(self) -> None:
-        """The solvency identity (DESIGN §9), read in O(1) from the engine, equals the model's and
+        """The solvency identity (docs/design.md §9), read in O(1) from the engine, equals the model's and
         its dust is never negative. Runs after every lockstep action."""
         expected = self.model.solvency()
         vault_assets, liabilities, dust = self.engine.solvency()
