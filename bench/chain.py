@@ -24,6 +24,7 @@ from web3 import HTTPProvider, Web3
 from web3.logs import DISCARD
 
 from backstop.chain.abi import compiled_manifest_path
+from backstop.chain.tx import dynamic_fee_fields, fee_caps
 from backstop.orders import FAR_EXPIRY, Order, order_digest, sign_order, to_tuple
 from backstop.units import WAD
 
@@ -69,6 +70,8 @@ class Chain:
         self._ids = itertools.count(1)
         self.abis = load_abis()
         self.sent = 0
+        # The tooling's one fee policy over the base fee at connection (the bench node runs at 0).
+        self.fees = fee_caps(self.w3.eth.get_block("latest").get("baseFeePerGas") or 0)
 
     # --- raw JSON-RPC ------------------------------------------------------------------------------
 
@@ -134,15 +137,11 @@ class Chain:
         """A signed EIP-1559 transaction (hex), with the next local nonce of ``actor``."""
         nonce = self._nonce(actor.address)
         tx = {
-            "chainId": self.chain_id,
-            "nonce": nonce,
             "to": to,
             "data": HexBytes(data),
             "value": 0,
             "gas": gas,
-            "type": 2,
-            "maxFeePerGas": 10**9,
-            "maxPriorityFeePerGas": 0,
+            **dynamic_fee_fields(self.chain_id, nonce, self.fees),
         }
         raw = Account.sign_transaction(tx, actor.key).raw_transaction
         self._nonces[actor.address] = nonce + 1

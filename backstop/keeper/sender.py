@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from eth_utils import keccak
+from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 from web3.exceptions import TransactionNotFound, Web3RPCError
 
@@ -39,7 +39,7 @@ class TxSender:
     ) -> None:
         self._w3 = w3
         self.signer = signer
-        self.address = signer.address
+        self.address = to_checksum_address(signer.address)
         self.chain_id = chain_id
         self.rpc = rpc
         self._log = log
