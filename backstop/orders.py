@@ -29,6 +29,8 @@ ORDER_TYPEHASH = keccak(text=ORDER_TYPE)
 DOMAIN_TYPEHASH = keccak(text=DOMAIN_TYPE)
 DOMAIN_NAME = "Backstop"
 DOMAIN_VERSION = "1"
+#: The expiry of an order that never expires in practice (year ~36,800): scenarios, fuzzing, bench.
+FAR_EXPIRY = 2**40
 
 #: Order of the secp256k1 group; OpenZeppelin rejects ``s > SECP256K1_N // 2`` (malleability).
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141

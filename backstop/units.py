@@ -32,3 +32,8 @@ def to_units(value: int | str | Decimal, decimals: int) -> int:
     if d != d.to_integral_value():
         raise ValueError(f"{value} has more than {decimals} decimal places")
     return int(d)
+
+
+def format_units(value: int, scale: int = WAD) -> str:
+    """An exact decimal rendering of ``value / scale`` (``2000``, ``0.5``): WAD by default."""
+    return format((Decimal(value) / Decimal(scale)).normalize(), "f")

@@ -1,7 +1,7 @@
 """Raw JSON-RPC driver for the benchmarks: deterministic funded accounts, locally signed
 transactions, batched sends, snapshots, traces, and a deployed suite with helpers.
 
-Ape deploys the contracts (``backstop.deploy.deploy_suite``); everything after that goes through
+Ape deploys the contracts (``backstop.chain.deploy.deploy_suite``); everything after that goes through
 plain JSON-RPC with transactions signed in Python: roughly three times the throughput of sending
 through Ape, which matters when a benchmark needs thousands of funded traders.
 """
@@ -23,12 +23,12 @@ from hexbytes import HexBytes
 from web3 import HTTPProvider, Web3
 from web3.logs import DISCARD
 
-from backstop.orders import Order, order_digest, sign_order, to_tuple
+from backstop.chain.abi import compiled_manifest_path
+from backstop.chain.tx import dynamic_fee_fields, fee_caps
+from backstop.orders import FAR_EXPIRY, Order, order_digest, sign_order, to_tuple
 from backstop.units import WAD
 
 ROOT = Path(__file__).resolve().parent.parent
-ARTIFACT = ROOT / ".build" / "__local__.json"
-FAR_FUTURE = 2**40
 GAS_LIMIT = 10_000_000  # per transaction; gasUsed does not depend on it
 ETH_BALANCE = 10**22  # wei given to every bench account with anvil_setBalance
 
@@ -39,7 +39,7 @@ class TxFailed(RuntimeError):
 
 def load_abis() -> dict[str, list[dict[str, Any]]]:
     """Contract name → ABI, from Ape's compiled artifact."""
-    data = json.loads(ARTIFACT.read_text())
+    data = json.loads(compiled_manifest_path().read_text())
     return {name: ct.get("abi", []) for name, ct in data["contractTypes"].items()}
 
 
@@ -70,6 +70,8 @@ class Chain:
         self._ids = itertools.count(1)
         self.abis = load_abis()
         self.sent = 0
+        # The tooling's one fee policy over the base fee at connection (the bench node runs at 0).
+        self.fees = fee_caps(self.w3.eth.get_block("latest").get("baseFeePerGas") or 0)
 
     # --- raw JSON-RPC ------------------------------------------------------------------------------
 
@@ -135,15 +137,11 @@ class Chain:
         """A signed EIP-1559 transaction (hex), with the next local nonce of ``actor``."""
         nonce = self._nonce(actor.address)
         tx = {
-            "chainId": self.chain_id,
-            "nonce": nonce,
             "to": to,
             "data": HexBytes(data),
             "value": 0,
             "gas": gas,
-            "type": 2,
-            "maxFeePerGas": 10**9,
-            "maxPriorityFeePerGas": 0,
+            **dynamic_fee_fields(self.chain_id, nonce, self.fees),
         }
         raw = Account.sign_transaction(tx, actor.key).raw_transaction
         self._nonces[actor.address] = nonce + 1
@@ -353,7 +351,7 @@ class Suite:
     def order(self, actor: Actor, market: str, is_buy: bool, size: int, price: int) -> tuple[tuple, bytes]:
         nonce = self.nonces.get(actor.address, 0)
         self.nonces[actor.address] = nonce + 1
-        order = Order(actor.address, self.market_id(market), is_buy, size, price, nonce, FAR_FUTURE)
+        order = Order(actor.address, self.market_id(market), is_buy, size, price, nonce, FAR_EXPIRY)
         self.recent_orders = [
             *self.recent_orders[-1:],
             order_digest(order, self.chain.chain_id, self.engine.address),

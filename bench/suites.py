@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from backstop.deploy import MarketConfig, SuiteConfig, deploy_suite, market_from_mapping
+from backstop.chain.deploy import deploy_suite
+from backstop.config import MarketConfig, SuiteConfig, market_from_mapping
 from bench.chain import Chain, Suite
 
 #: ``config/local.yaml``'s ETH market: IM 10 %, MM 5 %, keeper reward 1 %, insurance fee 1 %,

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from eth_utils import keccak
-
+from backstop.chain.abi import selector, signature
 from bench.chain import Chain
 from bench.layout import SlotNamer, storage_layouts
 
@@ -46,18 +45,11 @@ CALL_OPS = {"CALL", "STATICCALL", "DELEGATECALL", "CALLCODE", "CREATE", "CREATE2
 def selectors(abis: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
     """``0x12345678`` → function name, over every compiled contract."""
 
-    def canonical(param: dict[str, Any]) -> str:
-        if param["type"].startswith("tuple"):
-            inner = ",".join(canonical(c) for c in param["components"])
-            return f"({inner}){param['type'][5:]}"
-        return param["type"]
-
     out: dict[str, str] = {}
     for abi in abis.values():
         for item in abi:
             if item.get("type") == "function":
-                sig = f"{item['name']}({','.join(canonical(i) for i in item['inputs'])})"
-                out["0x" + keccak(text=sig)[:4].hex()] = item["name"]
+                out["0x" + selector(signature(item)).hex()] = item["name"]
     return out
 
 

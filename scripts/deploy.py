@@ -18,7 +18,8 @@ import click
 from ape import accounts, chain, project
 from ape.cli import ConnectedProviderCommand, account_option, network_option
 
-from backstop.deploy import ConfigError, DeploymentMismatch, deploy_or_reuse, load_config
+from backstop.chain.manifest import DeploymentMismatch, deploy_or_reuse
+from backstop.config import ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -24,7 +24,8 @@ from ape.cli import ConnectedProviderCommand, account_option, network_option
 from eth_account import Account
 from web3 import HTTPProvider, Web3
 
-from backstop.keeper import Keeper, KeeperConfigError, KeeperStateError, LocalSigner, RpcUnavailable
+from backstop.chain.rpc import RpcUnavailable
+from backstop.keeper import Keeper, KeeperConfigError, KeeperStateError, LocalSigner
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -6,7 +6,7 @@
 Deploys a fresh suite on Ape's local network (anvil, started and stopped by Ape), plays every
 step (``keeper`` steps run the real keeper), checks the solvency identity after each, prints a
 progress line per step and a summary table, and writes the JSON report and the PNG chart
-(formats: ``/work/shared/SCENARIOS.md``, guide: ``docs/scenarios.md``). Exit code 0 if every step
+(formats: ``docs/scenario-format.md``, guide: ``docs/scenarios.md``). Exit code 0 if every step
 did what it expected and the identity held throughout, 1 otherwise (the report is written either
 way), 2 for a malformed scenario file (nothing is deployed).
 """

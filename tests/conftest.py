@@ -65,22 +65,12 @@ def vault_state():
     return _state
 
 
-def encode_error(signature: str, *args) -> bytes:
-    """ABI-encoded custom error, e.g. ``encode_error("ZeroAddress(string)", "token")``."""
-    from eth_abi import encode
-    from eth_utils import keccak
-
-    types = signature[signature.index("(") + 1 : -1]
-    arg_types = [t for t in types.split(",") if t]
-    return keccak(text=signature)[:4] + encode(arg_types, list(args))
-
-
 @pytest.fixture(scope="session")
 def deploy_revert_data(chain):
     """Simulates deploying ``container(*args)`` with ``eth_call`` and returns the revert data.
 
     Ape's own decoder mishandles some constructor errors (string arguments), so constructor
-    rejections are asserted on the raw bytes, compared with ``encode_error``."""
+    rejections are asserted on the raw bytes, compared with ``backstop.chain.abi.encode_call``."""
     from eth_abi import encode
     from web3.exceptions import ContractLogicError as Web3LogicError
 
@@ -115,6 +105,6 @@ def keeper(accounts):
 @pytest.fixture
 def system(project, chain, deployer):
     """A freshly deployed suite (6-decimal collateral) in lockstep with the reference model."""
-    from tests.system import System
+    from tests.support.system import System
 
     return System(project, chain, deployer)

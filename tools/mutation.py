@@ -124,7 +124,9 @@ def compile_project(project: Path) -> Path:
     env["PATH"] = f"{ROOT / '.venv' / 'bin'}:{ROOT / 'node_modules' / '.bin'}:{env.get('PATH', '')}"
     ape = shutil.which("ape", path=env["PATH"]) or "ape"
     proc = subprocess.run([ape, "compile"], cwd=project, env=env, capture_output=True, text=True)
-    manifest = project / ".build" / "__local__.json"
+    from backstop.chain.abi import compiled_manifest_path
+
+    manifest = compiled_manifest_path(project)
     if proc.returncode != 0 or not manifest.exists():
         raise SystemExit(
             f"mutation: compiling {project.name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
@@ -146,7 +148,8 @@ class Outcome:
 def run_regression(name: str, manifest: Path) -> str:
     """Replays the named regression program of ``name`` (tests/fuzz/test_regressions.py) against
     the mutant: ``"yes (INV-…)"`` if it fails there, as a regression test must."""
-    from backstop.evm import Artifacts, PyRevmBackend
+    from backstop.chain.abi import Artifacts
+    from backstop.chain.evm import PyRevmBackend
     from tests.fuzz.driver import run_program
     from tests.fuzz.machine import InvariantViolation
     from tests.fuzz.test_regressions import REGRESSIONS
@@ -166,7 +169,8 @@ def run_regression(name: str, manifest: Path) -> str:
 
 def run_profile(name: str, manifest: Path, log_dir: Path) -> Outcome:
     """The CI profile (pinned seed and budget, no shrinking) on pyrevm against ``manifest``."""
-    from backstop.evm import Artifacts, PyRevmBackend
+    from backstop.chain.abi import Artifacts
+    from backstop.chain.evm import PyRevmBackend
     from tests.fuzz.driver import run_ci
     from tests.fuzz.machine import InvariantViolation
     from tests.fuzz.world import World
@@ -195,7 +199,8 @@ def run_profile(name: str, manifest: Path, log_dir: Path) -> Outcome:
 
 
 def print_shrunk(outcome: Outcome, manifest: Path) -> None:
-    from backstop.evm import Artifacts, PyRevmBackend
+    from backstop.chain.abi import Artifacts
+    from backstop.chain.evm import PyRevmBackend
     from tests.fuzz.driver import format_program, shrink
     from tests.fuzz.world import World
 
@@ -229,7 +234,9 @@ def main(argv: list[str] | None = None) -> int:
         with ThreadPoolExecutor(max(args.jobs, 1)) as pool:
             manifests = list(pool.map(compile_project, projects))
 
-        baseline = run_profile("original", ROOT / ".build" / "__local__.json", log_dir)
+        from backstop.chain.abi import compiled_manifest_path
+
+        baseline = run_profile("original", compiled_manifest_path(ROOT), log_dir)
         outcomes = [
             run_profile(m.name, manifest, log_dir) for m, manifest in zip(mutants, manifests, strict=True)
         ]

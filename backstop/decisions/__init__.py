@@ -1,6 +1,6 @@
 """What to do, decided from a snapshot: pure functions, no I/O, no clock.
 
-The one copy of the keeper's liquidation policy (DESIGN §4), used by the keeper, the stress
+The one copy of the keeper's liquidation policy (docs/design.md §4), used by the keeper, the stress
 runner's model backend and the tests.
 """
 

@@ -1,4 +1,4 @@
-"""The keeper's liquidation policy (DESIGN §4), as pure functions of a health snapshot.
+"""The keeper's liquidation policy (docs/design.md §4), as pure functions of a health snapshot.
 
 A pass liquidates the accounts that are liquidatable when it starts (``E < MMR`` with a
 position), most negative ``E − MMR`` first, ties broken by address (case-insensitive,
@@ -32,7 +32,7 @@ class AccountHealth:
 
     @property
     def liquidatable(self) -> bool:
-        """DESIGN §4: holds a position and ``E < MMR`` (strict: ``E == MMR`` is safe)."""
+        """docs/design.md §4: holds a position and ``E < MMR`` (strict: ``E == MMR`` is safe)."""
         return self.has_positions and self.equity < self.maintenance_margin
 
 

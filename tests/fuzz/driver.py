@@ -223,7 +223,7 @@ def deep_worker(
     claim from ``budget``, until the budget is spent (or, with ``stop_on_failure``, a run fails).
     The worker's sequence of runs (seeds and lengths) depends only on ``seed`` and ``worker``;
     how many of them it gets to depends on the other workers' pace."""
-    from backstop.evm import PyRevmBackend
+    from backstop.chain.evm import PyRevmBackend
 
     world = World(PyRevmBackend(), decimals=decimals)
     # Everything alive now (the world, the libraries) lives for the whole campaign: move it out of

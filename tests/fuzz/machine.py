@@ -30,15 +30,14 @@ from typing import Any, ClassVar
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+from backstop.chain.evm import Ok, Revert
 from backstop.decisions import plan_liquidations
-from backstop.evm import Ok, Revert
 from backstop.model import MAX_VALUE, MarketParams, ModelRevert, mul_wad_down, mul_wad_up
-from backstop.orders import SECP256K1_N, Order
+from backstop.orders import FAR_EXPIRY, SECP256K1_N, Order
 from backstop.units import WAD
 from tests.fuzz.world import (
     ALL_PARTS,
     DEPLOYER,
-    FAR_EXPIRY,
     FEED_UNIT,
     KEEPER,
     MARKETS,

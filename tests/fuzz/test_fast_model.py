@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from backstop.evm import PyRevmBackend
+from backstop.chain.evm import PyRevmBackend
 from backstop.model import (
     AccountState,
     Market,
@@ -22,7 +22,7 @@ from backstop.model import (
     clone,
     copy_state,
 )
-from backstop.orders import Order
+from backstop.orders import FAR_EXPIRY, Order
 from backstop.units import WAD
 from tests.fuzz.driver import Drawer
 from tests.fuzz.machine import replay
@@ -110,9 +110,9 @@ def random_op(rng: random.Random, model: Model, accounts: list[str], i: int) -> 
         "deposit": (a, amount),
         "withdraw": (a, amount),
         "match": (
-            Order(a, m, True, q, price, 10**6 + i, 2**40),
+            Order(a, m, True, q, price, 10**6 + i, FAR_EXPIRY),
             True,
-            Order(b, m, False, q, price, 10**6 + i, 2**40),
+            Order(b, m, False, q, price, 10**6 + i, FAR_EXPIRY),
             True,
             q,
         ),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from backstop.evm import RpcBackend
+from backstop.chain.evm import RpcBackend
 from tests.fuzz.driver import run_ci
 from tests.fuzz.world import World
 

@@ -7,7 +7,8 @@ import random
 import pytest
 from eth_abi import decode, encode
 
-from backstop.evm import Artifacts, PyRevmBackend, encode_call
+from backstop.chain.abi import Artifacts, encode_call
+from backstop.chain.evm import PyRevmBackend
 from backstop.orders import Order, order_digest, order_struct_hash, recover_signer, sign_order, to_tuple
 from tests.fuzz.driver import run_ci
 from tests.fuzz.machine import BackstopMachine, replay

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from backstop.evm import PyRevmBackend
+from backstop.chain.evm import PyRevmBackend
 from backstop.model import MAX_VALUE
-from backstop.orders import Order
+from backstop.orders import FAR_EXPIRY, Order
 from tests.fuzz.machine import replay
-from tests.fuzz.world import FAR_EXPIRY, World
+from tests.fuzz.world import World
 
 
 @dataclass(frozen=True)

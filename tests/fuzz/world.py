@@ -1,9 +1,10 @@
-"""The fuzz world: one Backstop suite deployed on a :class:`backstop.evm.Backend`, with its actors,
+"""The fuzz world: one Backstop suite deployed on a :class:`backstop.chain.evm.Backend`, with its actors,
 the reference model it is held to, and hand-rolled codecs fast enough for thousands of steps a
 second.
 
-Deployment and wiring are those of ``tests/system.py`` (token → OracleAdapter → CollateralVault →
-InsuranceFund → MarginEngine, role grant, ``fund.wire``, ``vault.wire``, ``addMarket``), plus a
+Deployment and wiring are the users' own (``backstop.chain.deploy.deploy_sequence``: token →
+OracleAdapter → CollateralVault → InsuranceFund → MarginEngine, role grant, ``fund.wire``,
+``vault.wire``, ``addMarket``), run on the backend by ``EvmDeployer``, plus a
 :class:`BackstopLens` that returns every observable in one call. After a fixed *genesis* (wallets
 minted and approved, opening deposits and stakes, applied to the chain and to a template model in
 lockstep) the chain is snapshotted; :meth:`World.reset` returns to that snapshot and hands out a
@@ -17,7 +18,11 @@ from dataclasses import dataclass, field
 
 import coincurve
 
-from backstop.evm import Artifacts, Backend, Log, Ok, Revert, selector
+from backstop.chain.abi import Artifacts, selector
+from backstop.chain.deploy import EvmDeployer, deploy_sequence
+from backstop.chain.evm import Backend, Log, Ok, Revert
+from backstop.config import MOCK, SuiteConfig
+from backstop.config import MarketConfig as DeployMarket
 from backstop.model import MarketParams, Model
 from backstop.orders import DOMAIN_NAME, DOMAIN_TYPEHASH, DOMAIN_VERSION, ORDER_TYPEHASH, Order
 from backstop.units import WAD
@@ -39,7 +44,6 @@ except ImportError:  # pragma: no cover - the pinned environment has it
 TOKEN_DECIMALS = 6
 FEED_DECIMALS = 8
 FEED_UNIT = 10 ** (18 - FEED_DECIMALS)  # WAD per feed unit: prices live on this grid
-FAR_EXPIRY = 2**40
 MINT_WHOLE_TOKENS = 10**12  # every actor's wallet at genesis, in whole tokens
 DEPLOYER = "0x00000000000000000000000000000000000dE910"
 N_TRADERS = 6
@@ -357,9 +361,9 @@ def install_fast_struct_hash() -> None:
     """Makes ``backstop.model`` hash orders with :func:`fast_struct_hash` (memoized), for the deep
     driver's processes only: the model calls the hash for every order check and fill, and
     eth-abi's encoder is its single slowest piece. The output is byte-identical."""
-    import backstop.model
+    import backstop.model.trading
 
-    backstop.model.order_struct_hash = functools.lru_cache(maxsize=4096)(fast_struct_hash)  # type: ignore[assignment]
+    backstop.model.trading.order_struct_hash = functools.lru_cache(maxsize=4096)(fast_struct_hash)  # type: ignore[assignment]
 
 
 LIQUIDATED_TOPIC = keccak(b"Liquidated(address,address,uint256,uint256,uint256,uint256,uint256,uint256)")
@@ -418,82 +422,48 @@ class World:
             raise RuntimeError(f"setup call reverted: {self.describe_revert(out.data)}")
         return out
 
+    def suite_config(self) -> SuiteConfig:
+        """The world's suite as a deploy config: mock token and feeds, the fuzz fund parameters."""
+        f = self.fund_config
+        markets = tuple(
+            DeployMarket(
+                name=m.name,
+                feed=MOCK,
+                heartbeat=m.heartbeat,
+                im_ratio=m.params.im_ratio,
+                mm_ratio=m.params.mm_ratio,
+                keeper_reward_ratio=m.params.keeper_reward_ratio,
+                insurance_fee_ratio=m.params.insurance_fee_ratio,
+                price_band_ratio=m.params.price_band_ratio,
+                maker_fee_ratio=m.params.maker_fee_ratio,
+                taker_fee_ratio=m.params.taker_fee_ratio,
+                open_interest_cap=m.params.oi_cap,
+                mock_price=m.price,
+                mock_feed_decimals=FEED_DECIMALS,
+            )
+            for m in self.markets
+        )
+        return SuiteConfig(
+            markets=markets,
+            collateral_decimals=self.decimals,
+            cooldown=f.cooldown,
+            window=f.window,
+            fund_floor_tokens=self.floor_tokens,
+            fund_per_event_cap_tokens=self.cap_tokens,
+        )
+
     def _deploy(self) -> None:
+        """Deploys with the users' deployment sequence (``backstop.chain.deploy``), then the lens."""
         b, art = self.backend, self.artifacts
         b.mint_ether(DEPLOYER, 10**30)
         for a in self.addresses:
             b.mint_ether(a, 10**30)
-        self.token = b.deploy(
-            DEPLOYER,
-            art.initcode("MockERC20", ["string", "string", "uint8"], "USD Coin", "USDC", self.decimals),
+        suite = deploy_sequence(
+            EvmDeployer(b, art, DEPLOYER), self.suite_config(), token=("USD Coin", "USDC")
         )
-        self.oracle = b.deploy(DEPLOYER, art.initcode("OracleAdapter", ["address"], DEPLOYER))
-        self.vault = b.deploy(DEPLOYER, art.initcode("CollateralVault", ["address"], self.token))
-        f = self.fund_config
-        self.fund = b.deploy(
-            DEPLOYER,
-            art.initcode(
-                "InsuranceFund",
-                ["address", "uint256", "uint256", "uint256", "uint256"],
-                self.token,
-                f.cooldown,
-                f.window,
-                self.floor_tokens,
-                self.cap_tokens,
-            ),
-        )
-        self.engine = b.deploy(
-            DEPLOYER,
-            art.initcode(
-                "MarginEngine",
-                ["address", "address", "address", "address"],
-                self.vault,
-                self.oracle,
-                self.fund,
-                DEPLOYER,
-            ),
-        )
-        role = keccak(b"ORACLE_ADMIN_ROLE")
-        self._tx(DEPLOYER, self.oracle, Calls.GRANT_ROLE + role + addr_word(self.engine))
-        self._tx(DEPLOYER, self.fund, Calls.WIRE + addr_word(self.engine) + addr_word(self.vault))
-        self._tx(DEPLOYER, self.vault, Calls.WIRE + addr_word(self.engine) + addr_word(self.fund))
-        self.feeds: list[str] = []
-        add_market = selector(
-            "addMarket((address,uint256,uint256,uint256,uint256,uint256,uint256,uint256,uint256,uint256))"
-        )
-        for m in self.markets:
-            feed = b.deploy(
-                DEPLOYER,
-                art.initcode(
-                    "MockAggregator",
-                    ["uint8", "int256", "string"],
-                    FEED_DECIMALS,
-                    m.price // FEED_UNIT,
-                    m.name,
-                ),
-            )
-            self.feeds.append(feed)
-            p = m.params
-            self._tx(
-                DEPLOYER,
-                self.engine,
-                add_market
-                + addr_word(feed)
-                + b"".join(
-                    word(x)
-                    for x in (
-                        m.heartbeat,
-                        p.im_ratio,
-                        p.mm_ratio,
-                        p.keeper_reward_ratio,
-                        p.insurance_fee_ratio,
-                        p.price_band_ratio,
-                        p.maker_fee_ratio,
-                        p.taker_fee_ratio,
-                        p.oi_cap,
-                    )
-                ),
-            )
+        self.token, self.oracle, self.vault = suite.token, suite.oracle, suite.vault
+        self.fund, self.engine = suite.fund, suite.engine
+        self.feeds: list[str] = [suite.feeds[m.name] for m in self.markets]
         self.lens = b.deploy(DEPLOYER, art.initcode("BackstopLens", ["address"], self.engine))
         self.domain_separator = keccak(
             DOMAIN_TYPEHASH

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from backstop.report import to_json, without_chain_fields
 from backstop.scenario import load_scenario
+from backstop.stress.report import to_json, without_chain_fields
 from tests.integration.test_stress import play
 
 ATTACKS = Path(__file__).resolve().parents[2] / "scenarios" / "attacks"

@@ -7,14 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from backstop.deploy import (
-    ConfigError,
-    DeploymentMismatch,
-    config_from_mapping,
-    deploy_or_reuse,
-    load_config,
-    verify,
-)
+from backstop.chain.manifest import DeploymentMismatch, deploy_or_reuse, verify
+from backstop.config import ConfigError, config_from_mapping, load_config
 from backstop.units import WAD
 
 ROOT_CONFIG = "config/local.yaml"

@@ -23,7 +23,7 @@ from web3 import HTTPProvider, Web3
 
 from backstop.keeper import Keeper, KeeperStateError, LocalSigner
 from backstop.units import WAD
-from tests.integration.rpc_proxy import RpcProxy
+from tests.support.rpc_proxy import RpcProxy
 
 TOKEN = 10**6
 ETH = 2000 * WAD

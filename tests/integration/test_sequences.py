@@ -15,7 +15,7 @@ import pytest
 
 from backstop.model import ModelRevert
 from backstop.units import WAD
-from tests.system import MarketSpec, ratio
+from tests.support.system import MarketSpec, ratio
 
 STEPS = 40
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from backstop.report import to_json, without_chain_fields
 from backstop.scenario import load_scenario, parse_scenario_text
 from backstop.stress import ChainBackend, ModelBackend, main, run, write_outputs
+from backstop.stress.report import to_json, without_chain_fields
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "scenarios"

@@ -87,7 +87,7 @@ def revert_data(chain):
 def system_over(project, chain, deployer, monkeypatch):
     """``system_over(token)``: the production deployment path and the lockstep harness, with
     ``token`` (a hostile mock) as the collateral instead of a fresh plain ERC-20."""
-    import tests.system as harness
+    import tests.support.system as harness
 
     real_deploy = harness.deploy_suite
 

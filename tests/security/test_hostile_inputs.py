@@ -12,9 +12,9 @@ from __future__ import annotations
 import ape
 
 from backstop.model import ModelRevert
-from backstop.orders import Order, sign_order
+from backstop.orders import FAR_EXPIRY, Order, sign_order
 from backstop.units import WAD
-from tests.system import Signed
+from tests.support.system import Signed
 
 PRICE = 2000 * WAD
 TOKEN = 10**6
@@ -39,7 +39,7 @@ def test_rebasing_token_deposit_is_rejected_with_nothing_credited(project, deplo
 
 
 def test_order_for_the_zero_address_is_rejected(system, eth, alice, bob):
-    ghost = Order(ZERO, eth, False, WAD, PRICE, 0, 2**40)  # signed by alice, claiming no account
+    ghost = Order(ZERO, eth, False, WAD, PRICE, 0, FAR_EXPIRY)  # signed by alice, claiming no account
     maker = Signed(ghost, sign_order(ghost, alice.private_key, system.chain_id, system.engine.address))
     rejected(system.match(maker, system.order(bob, eth, True, WAD, PRICE), WAD), "InvalidSignature")
     system.check(alice, bob)

@@ -11,10 +11,10 @@ from __future__ import annotations
 import ape
 import pytest
 
-from backstop.orders import Order, make_high_s, sign_order, to_tuple
+from backstop.chain.abi import encode_call
+from backstop.orders import FAR_EXPIRY, Order, make_high_s, sign_order, to_tuple
 from backstop.units import WAD
-from tests.conftest import encode_error
-from tests.system import MarketSpec, Signed, System, ratio
+from tests.support.system import MarketSpec, Signed, System, ratio
 
 PRICE = 2000 * WAD
 TOKEN = 10**6
@@ -24,7 +24,7 @@ MAX_INT = 2**255 - 1
 MAX_VALUE = 2**127 - 1  # the engine's bound on sizes, prices and position fields
 HEARTBEAT = 86_400  # MarketSpec's default
 GRACE = 3_600
-PANIC_OVERFLOW = encode_error("Panic(uint256)", 0x11)
+PANIC_OVERFLOW = encode_call("Panic(uint256)", 0x11)
 
 
 def match_args(maker: Signed, taker: Signed, fill: int) -> tuple:
@@ -126,7 +126,7 @@ def test_reentrant_token_cannot_reenter_a_wired_vault(project, system_over, depl
 
     assert attacker.attempts() == 1
     assert attacker.lastReentrySucceeded() is False
-    assert bytes(attacker.lastRevertData()) == encode_error("ReentrancyGuardReentrantCall()")
+    assert bytes(attacker.lastRevertData()) == encode_call("ReentrancyGuardReentrantCall()")
     assert raw.balanceOf(attacker) == 100 * TOKEN  # once, not twice
     assert system.vault.marginOf(attacker) == 0
     after = ledger(system, alice, bob)
@@ -320,7 +320,7 @@ def _signed_by_someone_else(system, eth, alice, bob, carol, chain):
 
 
 def _zero_address_signed(system, eth, alice, bob, carol, chain):
-    ghost = Order(ZERO, eth, False, WAD, PRICE, 0, 2**40)
+    ghost = Order(ZERO, eth, False, WAD, PRICE, 0, FAR_EXPIRY)
     signed = Signed(ghost, sign_order(ghost, alice.private_key, system.chain_id, system.engine.address))
     return signed, "InvalidSignature", {"account": ZERO}
 
@@ -328,7 +328,7 @@ def _zero_address_signed(system, eth, alice, bob, carol, chain):
 def _zero_address_unrecoverable(system, eth, alice, bob, carol, chain):
     """The classic bug: `ecrecover` returns address(0) for an invalid signature, which would
     'match' an order whose account is the zero address."""
-    ghost = Order(ZERO, eth, False, WAD, PRICE, 0, 2**40)
+    ghost = Order(ZERO, eth, False, WAD, PRICE, 0, FAR_EXPIRY)
     return Signed(ghost, bytes(64) + bytes([27])), "InvalidSignature", {"account": ZERO}
 
 

@@ -6,7 +6,7 @@ import ape
 import pytest
 
 from backstop.units import WAD
-from tests.system import MarketSpec, ratio
+from tests.support.system import MarketSpec, ratio
 
 PRICE = 2000 * WAD
 

@@ -11,7 +11,7 @@ import pytest
 from backstop.model import ModelRevert
 from backstop.orders import make_high_s
 from backstop.units import WAD
-from tests.system import MarketSpec, ratio
+from tests.support.system import MarketSpec, ratio
 
 PRICE = 2000 * WAD
 

@@ -9,7 +9,7 @@ import pytest
 
 from backstop.model import ModelRevert
 from backstop.units import WAD
-from tests.system import MarketSpec
+from tests.support.system import MarketSpec
 
 PRICE = 2000 * WAD
 

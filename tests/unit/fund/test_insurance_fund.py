@@ -5,7 +5,7 @@ from __future__ import annotations
 import ape
 
 from backstop.model import ModelRevert
-from tests.system import FundSpec, System
+from tests.support.system import FundSpec, System
 
 TOKEN = 10**6
 COOLDOWN = 7 * 86_400

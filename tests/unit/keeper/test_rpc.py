@@ -6,7 +6,7 @@ import pytest
 import requests
 from web3.exceptions import ContractLogicError, Web3RPCError
 
-from backstop.rpc import Retrier, RpcUnavailable, is_transient
+from backstop.chain.rpc import Retrier, RpcUnavailable, is_transient
 
 
 def http_error(status: int) -> requests.HTTPError:

@@ -12,7 +12,7 @@ import pytest
 
 from backstop.model import ModelRevert
 from backstop.units import WAD
-from tests.system import FundSpec, MarketSpec, System
+from tests.support.system import FundSpec, MarketSpec, System
 
 PRICE = 2000 * WAD
 TOKEN = 10**6  # one whole 6-decimal token in token units

@@ -18,13 +18,12 @@ from hypothesis import strategies as st
 
 from backstop.decisions import plan_liquidations
 from backstop.model import LONG, SHORT, Model, ModelRevert, mul_wad_down, mul_wad_up
-from backstop.orders import Order
+from backstop.orders import FAR_EXPIRY, Order
 from tests.unit.model.test_model import (
     ALICE,
     BOB,
     CAROL,
     DAVE,
-    FAR,
     FILL,
     W,
     assert_zero_sum,
@@ -559,8 +558,8 @@ def _apply(model: Model, ledger: Ledger, op: tuple[Any, ...], nonce: int) -> Non
         _, i, j, m, maker_buys, q, k = op
         oracle = model.markets[m].price
         p = max(1, oracle + mul_wad_down(oracle, model.markets[m].params.price_band_ratio) * k // 1_000)
-        maker = Order(TRADERS[i], m, maker_buys, q, p, nonce, FAR)
-        taker = Order(TRADERS[(i + j) % len(TRADERS)], m, not maker_buys, q, p, nonce, FAR)
+        maker = Order(TRADERS[i], m, maker_buys, q, p, nonce, FAR_EXPIRY)
+        taker = Order(TRADERS[(i + j) % len(TRADERS)], m, not maker_buys, q, p, nonce, FAR_EXPIRY)
         model.match(maker, True, taker, True, q)
         ledger.dust_bound += 3
     elif kind == "lever":
@@ -571,8 +570,8 @@ def _apply(model: Model, ledger: Ledger, op: tuple[Any, ...], nonce: int) -> Non
         q = max(free, 0) * WAD // price * WAD // im * pct // 100
         if q == 0:
             return
-        maker = Order(a, m, buys, q, price, nonce, FAR)
-        taker = Order(b, m, not buys, q, price, nonce, FAR)
+        maker = Order(a, m, buys, q, price, nonce, FAR_EXPIRY)
+        taker = Order(b, m, not buys, q, price, nonce, FAR_EXPIRY)
         model.match(maker, True, taker, True, q)
         ledger.dust_bound += 3
     elif kind == "deposit":

@@ -27,14 +27,13 @@ from backstop.model import (
     ModelRevert,
     mul_wad_down,
 )
-from backstop.orders import Order
+from backstop.orders import FAR_EXPIRY, Order
 from backstop.units import to_units, to_wad
 
 ALICE = "0x00000000000000000000000000000000000A11CE"
 BOB = "0x0000000000000000000000000000000000000B0B"
 CAROL = "0x000000000000000000000000000000000000CA01"
 DAVE = "0x000000000000000000000000000000000000DA7E"
-FAR = 2**40
 _nonces = itertools.count()
 
 
@@ -73,8 +72,8 @@ def make_model(decimals: int = 6, price: int | None = None, **deposits: int) -> 
 def orders(maker: str, taker: str, market: int, maker_buys: bool, q: int, price: int) -> tuple[Order, Order]:
     nonce = next(_nonces)
     return (
-        Order(maker, market, maker_buys, q, price, nonce, FAR),
-        Order(taker, market, not maker_buys, q, price, nonce, FAR),
+        Order(maker, market, maker_buys, q, price, nonce, FAR_EXPIRY),
+        Order(taker, market, not maker_buys, q, price, nonce, FAR_EXPIRY),
     )
 
 
@@ -420,8 +419,8 @@ def test_ninth_market_reverts_and_closing_frees_a_slot_keeping_order():
 
 def test_partial_fills_are_tracked_per_order():
     model = make_model(alice=1_000, bob=1_000)
-    maker = Order(ALICE, 0, True, W(3), W(100), 0, FAR)
-    taker = Order(BOB, 0, False, W(10), W(99), 0, FAR)
+    maker = Order(ALICE, 0, True, W(3), W(100), 0, FAR_EXPIRY)
+    taker = Order(BOB, 0, False, W(10), W(99), 0, FAR_EXPIRY)
     model.match(maker, True, taker, True, W(2))
     model.match(maker, True, taker, True, W(1))
     assert model.filled_amount(maker) == W(3) and model.filled_amount(taker) == W(3)
@@ -432,19 +431,19 @@ def test_partial_fills_are_tracked_per_order():
 
 def test_cancel_and_min_nonce():
     model = make_model(alice=1_000, bob=1_000)
-    maker = Order(ALICE, 0, True, W(1), W(100), 5, FAR)
-    taker = Order(BOB, 0, False, W(1), W(100), 0, FAR)
+    maker = Order(ALICE, 0, True, W(1), W(100), 5, FAR_EXPIRY)
+    taker = Order(BOB, 0, False, W(1), W(100), 0, FAR_EXPIRY)
     model.cancel(BOB, maker)  # someone else's hash: no effect on Alice's order
     assert not model.is_cancelled(ALICE, maker)
     model.cancel(ALICE, maker)
     reverts(model, "OrderIsCancelled", model.match, maker, True, taker, True, W(1))
 
-    fresh = Order(ALICE, 0, True, W(1), W(100), 6, FAR)
+    fresh = Order(ALICE, 0, True, W(1), W(100), 6, FAR_EXPIRY)
     model.set_min_nonce(ALICE, 7)
     err = reverts(model, "NonceTooLow", model.match, fresh, True, taker, True, W(1))
     assert err.args[1:] == (6, 7)
     assert reverts(model, "NonceNotIncreasing", model.set_min_nonce, ALICE, 7).args == (7, 7)
-    model.match(Order(ALICE, 0, True, W(1), W(100), 7, FAR), True, taker, True, W(1))  # nonce >= min
+    model.match(Order(ALICE, 0, True, W(1), W(100), 7, FAR_EXPIRY), True, taker, True, W(1))  # nonce >= min
 
 
 def test_expiry_is_inclusive():
@@ -460,27 +459,27 @@ def test_price_compatibility_and_band_edges():
     model = make_model(alice=1_000, bob=1_000)
     band = mul_wad_down(W(100), W("0.1"))  # 10
     # Maker sells at 110 (edge of the band); the buying taker's limit 110 accepts it.
-    mk = Order(BOB, 0, False, W(1), W(100) + band, 0, FAR)
-    model.match(mk, True, Order(ALICE, 0, True, W(1), W(100) + band, 0, FAR), True, W("0.5"))
+    mk = Order(BOB, 0, False, W(1), W(100) + band, 0, FAR_EXPIRY)
+    model.match(mk, True, Order(ALICE, 0, True, W(1), W(100) + band, 0, FAR_EXPIRY), True, W("0.5"))
     err = reverts(
         model,
         "PriceIncompatible",
         model.match,
         mk,
         True,
-        Order(ALICE, 0, True, W(1), W(110) - 1, 1, FAR),
+        Order(ALICE, 0, True, W(1), W(110) - 1, 1, FAR_EXPIRY),
         True,
         1,
     )
     assert err.args == (W(110), W(110) - 1)
-    mk2 = Order(BOB, 0, False, W(1), W(100) - band - 1, 1, FAR)
+    mk2 = Order(BOB, 0, False, W(1), W(100) - band - 1, 1, FAR_EXPIRY)
     err = reverts(
         model,
         "PriceOutsideBand",
         model.match,
         mk2,
         True,
-        Order(ALICE, 0, True, W(1), W(200), 2, FAR),
+        Order(ALICE, 0, True, W(1), W(200), 2, FAR_EXPIRY),
         True,
         1,
     )
@@ -706,8 +705,8 @@ def _apply(model: Model, op: tuple[Any, ...], nonce: int) -> None:
         _, i, j, m, maker_buys, q, k = op
         oracle = model.markets[m].price
         p = max(1, oracle + mul_wad_down(oracle, model.markets[m].params.price_band_ratio) * k // 1_000)
-        maker = Order(ACTORS[i], m, maker_buys, q, p, nonce, FAR)
-        taker = Order(ACTORS[(i + j) % len(ACTORS)], m, not maker_buys, q, p, nonce, FAR)
+        maker = Order(ACTORS[i], m, maker_buys, q, p, nonce, FAR_EXPIRY)
+        taker = Order(ACTORS[(i + j) % len(ACTORS)], m, not maker_buys, q, p, nonce, FAR_EXPIRY)
         model.match(maker, True, taker, True, q)
     elif kind == "bump":
         model.bump_loss_index(op[1], op[2], op[3])

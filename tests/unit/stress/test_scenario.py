@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from backstop.report import summary_table, to_json, without_chain_fields
 from backstop.scenario import (
     ALL,
     MAX,
@@ -29,11 +28,12 @@ from backstop.scenario import (
     Trade,
     Unstake,
     Withdraw,
-    describe,
     load_scenario,
     parse_scenario_text,
 )
 from backstop.stress import ModelBackend, derive_test_addresses, progress_line, run, write_outputs
+from backstop.stress.describe import describe
+from backstop.stress.report import summary_table, to_json, without_chain_fields
 from backstop.units import WAD
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -6,8 +6,8 @@ import ape
 import pytest
 from eth_utils import keccak
 
+from backstop.chain.abi import encode_call
 from backstop.units import token_scale
-from tests.conftest import encode_error
 
 MAX_INT256 = 2**255 - 1
 ZERO = "0x" + "00" * 20
@@ -140,7 +140,7 @@ def test_constructor_rejects_unsupported_decimals(project, deployer, make_token,
 
 def test_constructor_rejects_zero_token(project, deployer, deploy_revert_data):
     data = deploy_revert_data(project.CollateralVault, ZERO, sender=deployer)
-    assert data == encode_error("ZeroAddress(string)", "token")
+    assert data == encode_call("ZeroAddress(string)", "token")
 
 
 # --- hostile tokens -----------------------------------------------------------------------------

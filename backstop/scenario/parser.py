@@ -1,4 +1,4 @@
-"""Stress scenarios: parse and validate a scenario YAML into typed steps (``SCENARIOS.md``).
+"""Stress scenarios: parse and validate a scenario YAML into typed steps (docs/scenario-format.md).
 
 Everything is converted exactly: the YAML is read with a loader that turns every float literal
 into a ``Decimal`` of its source text, then amounts become token units and sizes and prices WAD
@@ -8,7 +8,7 @@ never a rounding). Every problem is reported as a ``ScenarioError`` that names w
 report's ``index``. Every account a step names must be declared under ``accounts`` (a deposit of
 0 is fine for a staker), so a typo in a name is an error, not a new account.
 
-Extensions to SCENARIOS.md, all optional and backward compatible:
+Extensions to docs/scenario-format.md, all optional and backward compatible:
 
 - top level ``description`` (free text);
 - ``insurance.window`` and ``insurance.per_event_cap`` (token units, like ``floor``);
@@ -22,35 +22,31 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import yaml
 
-from backstop.deploy import MOCK, ConfigError, MarketConfig, SuiteConfig, market_from_mapping
-from backstop.units import WAD, to_units, to_wad
-
-#: ``withdraw: {amount: max}``: all free collateral, floored to a token unit.
-MAX = "max"
-#: ``request_unstake: {shares: all}`` / ``unstake: {shares: all}``: every share.
-ALL = "all"
-
-#: The insurance fund's ERC-4626 ``_decimalsOffset()``: share tokens have collateral decimals + 6.
-FUND_DECIMALS_OFFSET = 6
-
-DEFAULT_COOLDOWN = 7 * 86_400
-DEFAULT_WINDOW = 2 * 86_400
+from backstop.config import MOCK, ConfigError, MarketConfig, market_from_mapping
+from backstop.scenario.steps import (
+    ALL,
+    DEFAULT_COOLDOWN,
+    DEFAULT_WINDOW,
+    FUND_DECIMALS_OFFSET,
+    MAX,
+    STEP_TYPES,
+    Advance,
+    Price,
+    Scenario,
+    ScenarioError,
+    Step,
+)
+from backstop.units import WAD, format_units, to_units, to_wad
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _ACCOUNT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _ERROR_RE = re.compile(r"^[A-Z][A-Za-z0-9_]*$")
-
-
-class ScenarioError(ValueError):
-    """The scenario file is malformed; the message says where and why."""
-
 
 # --- exact YAML ---------------------------------------------------------------------------------------
 
@@ -75,155 +71,6 @@ def load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_ExactLoader)
 
 
-# --- typed steps -----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Step:
-    """A scenario step. ``index`` is its 0-based position; ``expect_revert`` is False, True, or the
-    name of the custom error the step must revert with."""
-
-    index: int
-    expect_revert: bool | str = False
-    action: ClassVar[str] = ""
-    #: Keys of the step's mapping that name accounts (checked against ``accounts``).
-    account_keys: ClassVar[tuple[str, ...]] = ()
-
-    @property
-    def expects_revert(self) -> bool:
-        return self.expect_revert is not False
-
-    def accounts(self) -> list[str]:
-        """Every account the step names, in key order."""
-        return [getattr(self, k) for k in self.account_keys if getattr(self, k) is not None]
-
-
-@dataclass(frozen=True)
-class Stake(Step):
-    """Deposit ``amount`` token units into the insurance fund (ERC-4626 ``deposit``)."""
-
-    account: str = ""
-    amount: int = 0
-    action: ClassVar[str] = "stake"
-    account_keys: ClassVar[tuple[str, ...]] = ("account",)
-
-
-@dataclass(frozen=True)
-class Trade(Step):
-    """Two signed orders at ``price`` for ``size`` (WAD), matched in full by the relayer."""
-
-    buyer: str = ""
-    seller: str = ""
-    market: str = ""
-    size: int = 0
-    price: int = 0
-    maker: str = "seller"  # "buyer" or "seller"
-    action: ClassVar[str] = "trade"
-    account_keys: ClassVar[tuple[str, ...]] = ("buyer", "seller")
-
-
-@dataclass(frozen=True)
-class Price(Step):
-    """New oracle answers (WAD per market name), stamped with the current chain time."""
-
-    prices: Mapping[str, int] = field(default_factory=dict)
-    action: ClassVar[str] = "price"
-
-
-@dataclass(frozen=True)
-class Advance(Step):
-    """Moves chain time forward by ``seconds``."""
-
-    seconds: int = 0
-    action: ClassVar[str] = "advance"
-
-
-@dataclass(frozen=True)
-class Liquidate(Step):
-    """``by`` calls ``liquidate(account)``."""
-
-    account: str = ""
-    by: str = ""
-    action: ClassVar[str] = "liquidate"
-    account_keys: ClassVar[tuple[str, ...]] = ("account", "by")
-
-
-@dataclass(frozen=True)
-class KeeperPass(Step):
-    """One pass of the real keeper, signing as ``by``."""
-
-    by: str = ""
-    action: ClassVar[str] = "keeper"
-    account_keys: ClassVar[tuple[str, ...]] = ("by",)
-
-
-@dataclass(frozen=True)
-class Settle(Step):
-    """``settle(account)``, sent by ``by`` (default: the relayer)."""
-
-    account: str = ""
-    by: str | None = None
-    action: ClassVar[str] = "settle"
-    account_keys: ClassVar[tuple[str, ...]] = ("account", "by")
-
-
-@dataclass(frozen=True)
-class Deposit(Step):
-    """Deposit ``amount`` token units of margin."""
-
-    account: str = ""
-    amount: int = 0
-    action: ClassVar[str] = "deposit"
-    account_keys: ClassVar[tuple[str, ...]] = ("account",)
-
-
-@dataclass(frozen=True)
-class Withdraw(Step):
-    """Withdraw ``amount`` token units of margin, or ``MAX``: all free collateral."""
-
-    account: str = ""
-    amount: int | str = 0
-    action: ClassVar[str] = "withdraw"
-    account_keys: ClassVar[tuple[str, ...]] = ("account",)
-
-
-@dataclass(frozen=True)
-class RequestUnstake(Step):
-    """Start the fund's cooldown for ``shares`` (raw share units) or ``ALL`` of them."""
-
-    account: str = ""
-    shares: int | str = ALL
-    action: ClassVar[str] = "request_unstake"
-    account_keys: ClassVar[tuple[str, ...]] = ("account",)
-
-
-@dataclass(frozen=True)
-class Unstake(Step):
-    """Redeem ``shares`` (raw share units) of the matured request, or ``ALL`` of the request."""
-
-    account: str = ""
-    shares: int | str = ALL
-    action: ClassVar[str] = "unstake"
-    account_keys: ClassVar[tuple[str, ...]] = ("account",)
-
-
-STEP_TYPES: dict[str, type[Step]] = {
-    cls.action: cls
-    for cls in (
-        Stake,
-        Trade,
-        Price,
-        Advance,
-        Liquidate,
-        KeeperPass,
-        Settle,
-        Deposit,
-        Withdraw,
-        RequestUnstake,
-        Unstake,
-    )
-}
-
 # key -> required?  (expect_revert is allowed everywhere but on advance)
 _STEP_KEYS: dict[str, dict[str, bool]] = {
     "stake": {"account": True, "amount": True},
@@ -236,77 +83,6 @@ _STEP_KEYS: dict[str, dict[str, bool]] = {
     "request_unstake": {"account": True, "shares": True},
     "unstake": {"account": True, "shares": False},
 }
-
-
-# --- the scenario ------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """A validated scenario. Token amounts are token units, sizes and prices WAD integers."""
-
-    name: str
-    collateral_decimals: int
-    markets: tuple[MarketConfig, ...]
-    accounts: Mapping[str, int]  # name -> initial margin deposit (token units), in declared order
-    steps: tuple[Step, ...]
-    cooldown: int = DEFAULT_COOLDOWN
-    window: int = DEFAULT_WINDOW
-    floor_tokens: int = 0
-    per_event_cap_tokens: int = 0
-    description: str = ""
-    source: str | None = None
-
-    @property
-    def scale(self) -> int:
-        """WAD per token unit."""
-        return 10 ** (18 - self.collateral_decimals)
-
-    @property
-    def share_decimals(self) -> int:
-        return self.collateral_decimals + FUND_DECIMALS_OFFSET
-
-    @property
-    def market_names(self) -> list[str]:
-        return [m.name for m in self.markets]
-
-    def market_id(self, name: str) -> int:
-        """Market ids follow the scenario's order, from 0."""
-        return self.market_names.index(name)
-
-    def market(self, name: str) -> MarketConfig:
-        return self.markets[self.market_id(name)]
-
-    def account_names(self) -> list[str]:
-        """Every account, in order of first appearance (the ``accounts`` mapping, then the steps)."""
-        names = list(self.accounts)
-        for step in self.steps:
-            for name in step.accounts():
-                if name not in names:
-                    names.append(name)
-        return names
-
-    def suite_config(self) -> SuiteConfig:
-        """The deployment config (mock token and feeds) of ``backstop.deploy``."""
-        return SuiteConfig(
-            markets=self.markets,
-            collateral_decimals=self.collateral_decimals,
-            cooldown=self.cooldown,
-            window=self.window,
-            fund_floor_tokens=self.floor_tokens,
-            fund_per_event_cap_tokens=self.per_event_cap_tokens,
-        )
-
-    def wallet_needs(self) -> dict[str, tuple[int, int]]:
-        """Per account, token units it must hold to make every deposit and every stake it is
-        asked to: ``(for the vault, for the fund)``. Withdrawals only add to a wallet."""
-        needs = {name: [self.accounts.get(name, 0), 0] for name in self.account_names()}
-        for step in self.steps:
-            if isinstance(step, Deposit):
-                needs[step.account][0] += step.amount
-            elif isinstance(step, Stake):
-                needs[step.account][1] += step.amount
-        return {name: (v, f) for name, (v, f) in needs.items()}
 
 
 # --- loading ------------------------------------------------------------------------------------------------
@@ -487,7 +263,7 @@ def _parse_markets(raw: Any) -> tuple[MarketConfig, ...]:
 
 
 def _check_market(m: MarketConfig, where: str) -> None:
-    """The engine's hard bounds (DESIGN §10), checked here so a bad file fails before deploying."""
+    """The engine's hard bounds (docs/design.md §10), checked here so a bad file fails before deploying."""
     mm = m.mm_ratio
     checks = [
         (mm > 0, "maintenance_margin must be > 0"),
@@ -513,7 +289,7 @@ def _check_feed_price(m: MarketConfig, price_wad: int, where: str) -> None:
         raise ScenarioError(f"{where}: an oracle price must be > 0")
     if price_wad % 10 ** (18 - m.mock_feed_decimals):
         raise ScenarioError(
-            f"{where}: {_fmt(price_wad)} is not representable with the feed's {m.mock_feed_decimals} decimals"
+            f"{where}: {format_units(price_wad)} is not representable with the feed's {m.mock_feed_decimals} decimals"
         )
 
 
@@ -631,52 +407,3 @@ def _parse_step(
             ALL if shares == ALL else _tokens(shares, decimals + FUND_DECIMALS_OFFSET, f"{where}.shares")
         )
     return cls(index=index, expect_revert=expect, **fields)
-
-
-# --- display --------------------------------------------------------------------------------------------------
-
-
-def _fmt(value: int, scale: int = WAD) -> str:
-    """An exact decimal rendering of ``value / scale`` (``2000``, ``0.5``)."""
-    d = Decimal(value) / Decimal(scale)
-    text = format(d.normalize(), "f")
-    return text
-
-
-def format_wad(value: int) -> str:
-    """A WAD integer as an exact decimal string (``1500000000000000000000`` → ``1500``)."""
-    return _fmt(value)
-
-
-def describe(step: Step, scenario: Scenario) -> str:
-    """A one-line rendering of a step, e.g. ``trade bob<-alice ETH 4 @ 2000``."""
-    tokens = 10**scenario.collateral_decimals
-    shares_unit = 10**scenario.share_decimals
-    if isinstance(step, Trade):
-        maker = " (buyer makes)" if step.maker == "buyer" else ""
-        text = (
-            f"trade {step.buyer}<-{step.seller} {step.market} {_fmt(step.size)} @ {_fmt(step.price)}{maker}"
-        )
-    elif isinstance(step, Price):
-        text = "price " + " ".join(f"{m}={_fmt(p)}" for m, p in step.prices.items())
-    elif isinstance(step, Advance):
-        text = f"advance {step.seconds}s"
-    elif isinstance(step, Liquidate):
-        text = f"liquidate {step.account} by {step.by}"
-    elif isinstance(step, KeeperPass):
-        text = f"keeper by {step.by}"
-    elif isinstance(step, Settle):
-        text = f"settle {step.account}" + (f" by {step.by}" if step.by else "")
-    elif isinstance(step, Deposit | Stake | Withdraw):
-        amount = step.amount if step.amount == MAX else _fmt(step.amount, tokens)  # type: ignore[arg-type]
-        text = f"{step.action} {step.account} {amount}"
-    elif isinstance(step, RequestUnstake | Unstake):
-        shares = step.shares if step.shares == ALL else _fmt(step.shares, shares_unit)  # type: ignore[arg-type]
-        text = f"{step.action} {step.account} {shares} shares"
-    else:  # pragma: no cover - every action is listed above
-        text = step.action
-    if step.expects_revert:
-        text += " (expect revert" + (
-            f" {step.expect_revert})" if isinstance(step.expect_revert, str) else ")"
-        )
-    return text

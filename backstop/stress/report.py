@@ -1,4 +1,4 @@
-"""Stress reports: the JSON document of ``SCENARIOS.md``, the PNG chart and the summary table.
+"""Stress reports: the JSON document of docs/scenario-format.md, the PNG chart and the summary table.
 
 The JSON holds every money amount, size and price as the decimal string of its exact WAD integer
 (``"1500000000000000000000"`` is 1500); ``index``, ``step``, ``chain_id`` and ``gas_used`` are
@@ -17,12 +17,10 @@ import json
 import math
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from backstop.stress.results import AccountView, RunResult
 from backstop.units import WAD
-
-if TYPE_CHECKING:
-    from backstop.stress import AccountView, RunResult
 
 #: Fields a model report cannot share with a chain report.
 CHAIN_ONLY_FIELDS = ("chain_id", "gas_used")

@@ -10,56 +10,24 @@ time, give an address ether, and snapshot / restore the whole chain. Two impleme
   session, batching the timestamp pin with each transaction, which is several times faster than a
   contract layer.
 
-Calldata is bytes in, bytes out: ABI encoding is the caller's business (:func:`selector`,
-:func:`encode_call` help). :class:`Artifacts` reads Ape's compiled manifest
-(``.build/__local__.json``) so both backends deploy exactly the same bytecode.
+Calldata is bytes in, bytes out: ABI encoding is the caller's business (:mod:`backstop.chain.abi`
+helps, and its :class:`~backstop.chain.abi.Artifacts` reads Ape's compiled manifest so both backends
+deploy exactly the same bytecode).
 """
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from eth_abi import encode
-from eth_utils import keccak, to_checksum_address
+from eth_utils import to_checksum_address
 
 ZERO_ADDRESS = "0x" + "00" * 20
 #: Gas limit of every transaction the backends send (far above any Backstop call).
 TX_GAS = 30_000_000
 DEFAULT_CHAIN_ID = 31337
 DEFAULT_TIMESTAMP = 1_700_000_000
-#: Ape's compiled manifest of this repository.
-DEFAULT_MANIFEST = Path(__file__).resolve().parent.parent / ".build" / "__local__.json"
-
-
-def selector(signature: str) -> bytes:
-    """The 4-byte selector of ``name(type,...)``."""
-    return keccak(text=signature)[:4]
-
-
-def encode_call(signature: str, *args: Any) -> bytes:
-    """Selector + ABI-encoded arguments, e.g. ``encode_call("deposit(uint256)", 5)``."""
-    types = signature[signature.index("(") + 1 : -1]
-    arg_types = _split_types(types)
-    return selector(signature) + (encode(arg_types, list(args)) if arg_types else b"")
-
-
-def _split_types(types: str) -> list[str]:
-    out, depth, start = [], 0, 0
-    for i, ch in enumerate(types):
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            out.append(types[start:i])
-            start = i + 1
-    if types[start:]:
-        out.append(types[start:])
-    return out
 
 
 @dataclass(frozen=True)
@@ -149,67 +117,6 @@ class Backend(Protocol):
     def restore(self, handle: Any) -> Any:
         """Returns the chain to ``handle``'s state; returns a fresh handle for the same state."""
         ...
-
-
-# --- compiled artifacts ---------------------------------------------------------------------------
-
-
-@dataclass
-class Artifacts:
-    """Deployment bytecode and ABIs of an Ape project's compiled manifest."""
-
-    contract_types: dict[str, Any]
-    path: Path | None = None
-    _errors: dict[str, bytes] | None = field(default=None, repr=False)
-
-    @classmethod
-    def load(cls, path: str | Path | None = None) -> Artifacts:
-        """Reads a compiled manifest (default: this repository's ``.build/__local__.json``)."""
-        path = Path(path) if path is not None else DEFAULT_MANIFEST
-        return cls(json.loads(path.read_text())["contractTypes"], path)
-
-    def bytecode(self, name: str) -> bytes:
-        code = self.contract_types[name]["deploymentBytecode"]["bytecode"]
-        return bytes.fromhex(code.removeprefix("0x"))
-
-    def abi(self, name: str) -> list[dict[str, Any]]:
-        return self.contract_types[name]["abi"]
-
-    def initcode(self, name: str, ctor_types: list[str] | None = None, *args: Any) -> bytes:
-        """Bytecode of ``name`` followed by its ABI-encoded constructor arguments."""
-        if ctor_types is None:
-            ctor = next((i for i in self.abi(name) if i["type"] == "constructor"), None)
-            ctor_types = [_canonical(p) for p in ctor["inputs"]] if ctor else []
-        return self.bytecode(name) + (encode(ctor_types, list(args)) if ctor_types else b"")
-
-    def error_selectors(self, names: list[str] | None = None) -> dict[str, bytes]:
-        """Custom error name → selector over the given contracts (default: all). Raises if one name
-        has two different signatures, which would make a name ambiguous."""
-        out: dict[str, bytes] = {}
-        for contract in names or list(self.contract_types):
-            for item in self.abi(contract):
-                if item["type"] != "error":
-                    continue
-                sig = f"{item['name']}({','.join(_canonical(p) for p in item['inputs'])})"
-                sel = selector(sig)
-                if out.setdefault(item["name"], sel) != sel:
-                    raise ValueError(f"error name {item['name']} has two signatures")
-        return out
-
-    def event_topics(self, name: str) -> dict[str, bytes]:
-        """Event name → topic 0 for contract ``name``."""
-        return {
-            item["name"]: keccak(text=f"{item['name']}({','.join(_canonical(p) for p in item['inputs'])})")
-            for item in self.abi(name)
-            if item["type"] == "event"
-        }
-
-
-def _canonical(param: dict[str, Any]) -> str:
-    t = param["type"]
-    if t.startswith("tuple"):
-        return "(" + ",".join(_canonical(c) for c in param["components"]) + ")" + t[len("tuple") :]
-    return t
 
 
 # --- pyrevm ---------------------------------------------------------------------------------------

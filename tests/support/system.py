@@ -14,13 +14,13 @@ from typing import Any
 from eth_utils import keccak
 from web3.exceptions import ContractLogicError as Web3LogicError
 
-from backstop.deploy import MarketConfig, SuiteConfig, deploy_suite
+from backstop.chain.deploy import deploy_suite
+from backstop.config import MarketConfig, SuiteConfig
 from backstop.model import MarketParams, Model, ModelRevert
-from backstop.orders import Order, recover_signer, sign_order, to_tuple
+from backstop.orders import FAR_EXPIRY, Order, recover_signer, sign_order, to_tuple
 from backstop.units import WAD
 
 FEED_DECIMALS = 8
-FAR_FUTURE = 2**40
 ZERO_ADDRESS = "0x" + "00" * 20
 PERCENT = WAD // 100
 
@@ -275,7 +275,7 @@ class System:
         price: int,
         *,
         nonce: int | None = None,
-        expiry: int = FAR_FUTURE,
+        expiry: int = FAR_EXPIRY,
         signer=None,
     ) -> Signed:
         """A signed order; by default signed by its own account with a fresh nonce."""
@@ -342,7 +342,7 @@ class System:
         return receipt
 
     def check_solvency(self) -> None:
-        """The solvency identity (DESIGN §9), read in O(1) from the engine, equals the model's and
+        """The solvency identity (docs/design.md §9), read in O(1) from the engine, equals the model's and
         its dust is never negative. Runs after every lockstep action."""
         expected = self.model.solvency()
         vault_assets, liabilities, dust = self.engine.solvency()

@@ -1,0 +1,180 @@
+"""The deployment manifest (``deployments/<chain id>.json``), reusing a live suite, and verification:
+every address and parameter re-read from chain and compared with the config and the manifest.
+
+Re-running a deployment is idempotent: with a manifest whose contracts still have code on chain,
+nothing is deployed again (markets added to the config since are listed). Every run ends with
+:func:`verify`; any difference raises :class:`DeploymentMismatch` listing all of them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from backstop.chain.deploy import Deployment, add_missing_markets, deploy_suite
+from backstop.config import MOCK, SuiteConfig
+
+log = logging.getLogger("backstop.deploy")
+
+
+class DeploymentMismatch(RuntimeError):
+    """What is on chain differs from the config or the manifest."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("deployment check failed:\n  - " + "\n  - ".join(problems))
+        self.problems = problems
+
+
+def manifest_of(deployment: Deployment, config: SuiteConfig, deployer: str) -> dict[str, Any]:
+    """The manifest of an Ape deployment: addresses, creation blocks, config digest, markets."""
+    d = deployment
+    contracts = {
+        "CollateralToken": d.token,
+        "OracleAdapter": d.oracle,
+        "CollateralVault": d.vault,
+        "InsuranceFund": d.fund,
+        "MarginEngine": d.engine,
+    }
+    return {
+        "chain_id": d.chain_id,
+        "deployer": deployer,
+        "config_sha256": config.digest(),
+        "contracts": {
+            name: {"address": c.address, "block": d.blocks.get(name, 0)} for name, c in contracts.items()
+        },
+        "feeds": {name: f.address for name, f in d.feeds.items()},
+        "markets": {
+            m.name: {
+                "id": d.market_ids[m.name],
+                "feed": d.feeds[m.name].address,
+                "heartbeat": m.heartbeat,
+                "im_ratio": str(m.im_ratio),
+                "mm_ratio": str(m.mm_ratio),
+                "keeper_reward_ratio": str(m.keeper_reward_ratio),
+                "insurance_fee_ratio": str(m.insurance_fee_ratio),
+                "price_band_ratio": str(m.price_band_ratio),
+                "maker_fee_ratio": str(m.maker_fee_ratio),
+                "taker_fee_ratio": str(m.taker_fee_ratio),
+                "open_interest_cap": str(m.open_interest_cap),
+            }
+            for m in config.markets
+        },
+    }
+
+
+def load_deployment(project, chain, manifest: dict[str, Any]) -> Deployment | None:
+    """Contract instances for a manifest, or None if its contracts have no code on this chain."""
+    contracts = manifest.get("contracts", {})
+    for entry in contracts.values():
+        if not chain.provider.get_code(entry["address"]):
+            return None
+    return Deployment(
+        chain_id=manifest["chain_id"],
+        token=project.MockERC20.at(contracts["CollateralToken"]["address"]),
+        oracle=project.OracleAdapter.at(contracts["OracleAdapter"]["address"]),
+        vault=project.CollateralVault.at(contracts["CollateralVault"]["address"]),
+        fund=project.InsuranceFund.at(contracts["InsuranceFund"]["address"]),
+        engine=project.MarginEngine.at(contracts["MarginEngine"]["address"]),
+        feeds={name: project.MockAggregator.at(addr) for name, addr in manifest.get("feeds", {}).items()},
+        market_ids={name: m["id"] for name, m in manifest.get("markets", {}).items()},
+        blocks={name: c.get("block", 0) for name, c in contracts.items()},
+    )
+
+
+def manifest_path(root: Path, chain_id: int) -> Path:
+    return root / "deployments" / f"{chain_id}.json"
+
+
+def deploy_or_reuse(
+    project, chain, sender, config: SuiteConfig, *, root: Path, local: bool
+) -> tuple[Deployment, bool]:
+    """Reuses the manifest's suite if it is live on this chain, else deploys one. Writes the
+    manifest, then verifies everything against the chain. Returns (deployment, reused)."""
+    path = manifest_path(root, chain.chain_id)
+    deployment = None
+    if path.exists():
+        manifest = json.loads(path.read_text())
+        deployment = load_deployment(project, chain, manifest)
+        if deployment is None and not local:
+            raise DeploymentMismatch(
+                [f"{path}: contracts listed in the manifest have no code on chain {chain.chain_id}"]
+            )
+        if deployment is None:
+            log.info("manifest stale (local chain restarted) path=%s: deploying afresh", path)
+    reused = deployment is not None
+    if deployment is None:
+        deployment = deploy_suite(project, chain, sender, config, local=local)
+    else:
+        add_missing_markets(project, sender, config, deployment)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(manifest_of(deployment, config, sender.address), indent=2) + "\n")
+    verify(deployment, config)
+    return deployment, reused
+
+
+# --- verification -----------------------------------------------------------------------------------------
+
+
+def verify(deployment: Deployment, config: SuiteConfig) -> None:
+    """Re-reads every address and parameter from chain; raises ``DeploymentMismatch`` listing
+    every difference from the config and the deployment's own addresses."""
+    d = deployment
+    problems: list[str] = []
+
+    def same(what: str, actual: Any, expected: Any) -> None:
+        if str(actual).lower() != str(expected).lower():
+            problems.append(f"{what}: on chain {actual}, expected {expected}")
+
+    same("vault.TOKEN", d.vault.TOKEN(), d.token.address)
+    same("vault.SCALE", d.vault.SCALE(), 10 ** (18 - config.collateral_decimals))
+    same("vault.engine", d.vault.engine(), d.engine.address)
+    same("vault.insuranceFund", d.vault.insuranceFund(), d.fund.address)
+    same("fund.asset", d.fund.asset(), d.token.address)
+    same("fund.protocol", d.fund.protocol(), d.engine.address)
+    same("fund.coverRecipient", d.fund.coverRecipient(), d.vault.address)
+    same("fund.COOLDOWN", d.fund.COOLDOWN(), config.cooldown)
+    same("fund.WINDOW", d.fund.WINDOW(), config.window)
+    same("fund.FLOOR", d.fund.FLOOR(), config.fund_floor_tokens)
+    same("fund.PER_EVENT_CAP", d.fund.PER_EVENT_CAP(), config.fund_per_event_cap_tokens)
+    same("engine.VAULT", d.engine.VAULT(), d.vault.address)
+    same("engine.ORACLE", d.engine.ORACLE(), d.oracle.address)
+    same("engine.INSURANCE_FUND", d.engine.INSURANCE_FUND(), d.fund.address)
+    if not d.oracle.hasRole(d.oracle.ORACLE_ADMIN_ROLE(), d.engine.address):
+        problems.append("oracle: the engine lacks ORACLE_ADMIN_ROLE")
+    if d.token.decimals() != config.collateral_decimals:
+        problems.append(f"token.decimals: on chain {d.token.decimals()}, config {config.collateral_decimals}")
+    if config.sequencer_feed:
+        feed, grace = d.oracle.sequencerFeed()
+        same("oracle.sequencerFeed", feed, config.sequencer_feed)
+        same("oracle.gracePeriod", grace, config.sequencer_grace_period)
+    same("engine.marketCount", d.engine.marketCount(), len(config.markets))
+    for market in config.markets:
+        if market.name not in d.market_ids:
+            problems.append(f"market {market.name}: not listed")
+            continue
+        market_id = d.market_ids[market.name]
+        if market_id >= d.engine.marketCount():
+            problems.append(f"market {market.name}: id {market_id} does not exist on chain")
+            continue
+        on_chain = tuple(d.engine.marketParams(market_id))
+        expected_feed = d.feeds[market.name].address if market.feed == MOCK else market.feed
+        expected = market.params_tuple(expected_feed)
+        names = [
+            "feed",
+            "heartbeat",
+            "imRatio",
+            "mmRatio",
+            "keeperRewardRatio",
+            "insuranceFeeRatio",
+            "priceBandRatio",
+            "makerFeeRatio",
+            "takerFeeRatio",
+            "openInterestCap",
+        ]
+        for name, actual, want in zip(names, on_chain, expected, strict=True):
+            same(f"market {market.name}.{name}", actual, want)
+    if problems:
+        raise DeploymentMismatch(problems)
+    log.info("verify ok contracts=5 markets=%s", len(config.markets))

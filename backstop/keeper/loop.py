@@ -1,0 +1,424 @@
+"""The liquidation keeper (docs/design.md §4, §11): read, decide, act.
+
+Reading and acting are split (CONVENTIONS 11). The plan is pure and lives in ``backstop.decisions``
+(``plan_liquidations``: the ordered accounts to liquidate, the keeper itself skipped); ``Keeper`` is
+the thin loop around it, with the engine's ABI in :mod:`backstop.keeper.engine_abi`, the persisted
+index in :mod:`backstop.keeper.state` and nonces, fees and sending in :mod:`backstop.keeper.sender`:
+
+1. **sync** — extend the account index from the persisted cursor to the head with ``eth_getLogs``
+   over block ranges (``PositionChanged`` names every account that ever held a position);
+2. **scan** — read every indexed account's health through ``healthOf(address[])``, one call per
+   batch, all batches pinned to the same block;
+3. **decide** — liquidatable accounts, most negative ``E − MMR`` first, ties by address;
+4. **act** — in windows of ``max_in_flight`` accounts: re-check the window's health (one
+   ``healthOf`` call), then for each account dry-run ``liquidate`` with ``eth_call``, estimate
+   gas, sign with the keeper's own nonce and EIP-1559 fees and send; then await the window's
+   receipts, so the next window's dry-runs see every earlier liquidation mined.
+
+A competitor that liquidates first is a *lost race*, counted apart from failures: the re-check
+finds the account healthy or flat, the dry-run reverts ``NotLiquidatable``, or the mined
+transaction reverts and a ``Liquidated`` event by another liquidator explains why. Transport
+failures are retried with backoff (``backstop.chain.rpc``); a transaction whose dry-run failed is never
+sent. Every event is one structured log line (``keeper <event> key=value ...``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eth_abi import encode as abi_encode
+from eth_utils import to_checksum_address
+from hexbytes import HexBytes
+from web3 import Web3
+from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
+
+from backstop.chain.abi import error_name
+from backstop.chain.rpc import Retrier, RpcUnavailable, rpc_message
+from backstop.chain.tx import DEFAULT_GAS_MARGIN_PCT, gas_limit
+from backstop.decisions import AccountHealth, plan_liquidations
+from backstop.keeper.engine_abi import EngineAbi, load_engine_abis
+from backstop.keeper.index import AccountIndex, topic_address
+from backstop.keeper.sender import SendError, TxSender
+from backstop.keeper.signer import Signer
+from backstop.keeper.state import COUNTER_NAMES, KeeperConfigError, PassReport
+
+
+@dataclass
+class _InFlight:
+    account: str
+    tx_hash: str
+    nonce: int
+    since_block: int  # the pass's snapshot block: the account was liquidatable there
+
+
+class Keeper(AccountIndex):
+    """Follows the engine and liquidates every liquidatable account it indexes.
+
+    ``web3``: a connected ``Web3``; ``signer``: an object with ``address`` and
+    ``sign_transaction(dict) -> bytes`` (``LocalSigner``). The engine ABI comes from ``abi`` or
+    the compiled artifact. ``start_block``: the first block to index when there is no state file
+    (the engine's deployment block). ``state_path``: where the cursor and the account index are
+    persisted (``None``: memory only). Extra knobs, all optional: ``log_range`` (blocks per
+    ``eth_getLogs``, halved automatically when a node refuses a range), ``reorg_depth`` (the
+    persisted cursor stays that many blocks behind the head, and each pass re-reads them, so a
+    shallow reorg never hides an account), ``max_in_flight`` (the window: that many accounts are
+    re-checked by one ``healthOf`` call, dry-run and sent before their receipts are awaited; 1
+    waits for each receipt before the next dry-run), ``receipt_timeout`` (seconds).
+    """
+
+    def __init__(
+        self,
+        web3: Web3,
+        engine_address: str,
+        signer: Signer,
+        *,
+        state_path: Path | None = None,
+        start_block: int = 0,
+        batch_size: int = 500,
+        dry_run: bool = False,
+        logger: logging.Logger | None = None,
+        max_retries: int = 5,
+        abi: Sequence[dict[str, Any]] | None = None,
+        log_range: int = 2_000,
+        reorg_depth: int = 12,
+        max_in_flight: int = 8,
+        receipt_timeout: float = 120.0,
+        gas_margin_pct: int = DEFAULT_GAS_MARGIN_PCT,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if batch_size < 1 or log_range < 1 or max_in_flight < 1 or reorg_depth < 0:
+            raise KeeperConfigError("batch_size, log_range and max_in_flight must be ≥ 1, reorg_depth ≥ 0")
+        self.web3 = web3
+        # The keeper's own client on the same connection, without web3's default middleware: the
+        # validation middleware adds an eth_chainId round trip to every eth_call and estimate,
+        # which would double the scan's cost and triple the requests a flaky node can fail.
+        self._w3 = Web3(web3.provider, middleware=[])
+        self.engine_address = to_checksum_address(engine_address)
+        self.signer = signer
+        self.address = to_checksum_address(signer.address)
+        self.state_path = Path(state_path) if state_path is not None else None
+        self.start_block = max(start_block, 0)
+        self.batch_size = batch_size
+        self.dry_run = dry_run
+        self.log = logger or logging.getLogger("backstop.keeper")
+        self.log_range = log_range
+        self.reorg_depth = reorg_depth
+        self.max_in_flight = max_in_flight
+        self.receipt_timeout = receipt_timeout
+        self.gas_margin_pct = gas_margin_pct
+        self._clock = clock
+        self._sleep = sleep
+        self.rpc = Retrier(max_retries=max_retries, logger=self.log, sleep=sleep)
+
+        if abi is None:
+            abi, other_abis = load_engine_abis()
+            self.engine_abi = EngineAbi.from_abi(abi, other_abis)
+        else:
+            self.engine_abi = EngineAbi.from_abi(abi)
+
+        self._connect()
+
+    def _connect(self) -> None:
+        """Startup reads: the chain id, the persisted state (checked against this chain), the
+        keeper's own margin; then the ``start`` line."""
+        self.chain_id: int = self.rpc.call("eth_chainId", lambda: self._w3.eth.chain_id)
+        self.sender = TxSender(self._w3, self.signer, self.chain_id, self.rpc, self._event, self._clock)
+        self._accounts: dict[str, str] = {}  # lower-case → checksum
+        self.cursor: int = self.start_block - 1
+        self._cursor_hash: str | None = None
+        self._load_state()
+        self._synced_to = self.cursor
+        self._last_persist = 0.0
+
+        self.counters: dict[str, int] = dict.fromkeys((*COUNTER_NAMES, "passes", "rpc_retries"), 0)
+        self._event(
+            logging.INFO,
+            "start",
+            chain_id=self.chain_id,
+            engine=self.engine_address,
+            keeper=self.address,
+            cursor=self.cursor,
+            accounts=len(self._accounts),
+            dry_run=self.dry_run,
+            batch_size=self.batch_size,
+        )
+        [own] = self._health([self.address], "latest") or [None]
+        if own is not None and own.margin <= 0 and not self.dry_run:
+            # The liquidator takes the positions over and must end with E ≥ IMR (docs/design.md §4).
+            self._event(logging.WARNING, "no_margin", keeper=self.address, margin=own.margin)
+
+    # --- logging -----------------------------------------------------------------------------------
+
+    def _event(self, level: int, event: str, **fields: Any) -> None:
+        """One structured line: ``keeper <event> k=v k=v`` (values with spaces are quoted)."""
+        parts = []
+        for key, value in fields.items():
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            if not text or any(c.isspace() for c in text) or '"' in text:
+                text = json.dumps(text)
+            parts.append(f"{key}={text}")
+        self.log.log(
+            level,
+            "keeper %s %s",
+            event,
+            " ".join(parts),
+            extra={"keeper_event": event, "keeper_fields": fields},
+        )
+
+    # --- 2. scan -----------------------------------------------------------------------------------
+
+    def scan(self, block: int | str = "latest") -> list[AccountHealth]:
+        """Health of every indexed account at ``block``, one ``healthOf`` call per batch."""
+        accounts = self.accounts
+        out: list[AccountHealth] = []
+        for i in range(0, len(accounts), self.batch_size):
+            out.extend(self._health(accounts[i : i + self.batch_size], block))
+        return out
+
+    def _health(self, batch: list[str], block: int | str) -> list[AccountHealth]:
+        """``healthOf(batch)``; a batch the node refuses (a stale oracle of one account's market,
+        an eth_call gas cap) is split in halves, down to single accounts, which are skipped."""
+        call = {"to": self.engine_address, "data": HexBytes(self.engine_abi.health_call(batch))}
+        try:
+            raw = self.rpc.call("healthOf", lambda: self._w3.eth.call(call, block))
+        except (ContractLogicError, Web3RPCError) as err:
+            if len(batch) == 1:
+                self._event(logging.WARNING, "health_unreadable", account=batch[0], error=self._why(err))
+                return []
+            half = len(batch) // 2
+            return self._health(batch[:half], block) + self._health(batch[half:], block)
+        return self.engine_abi.decode_health(batch, bytes(raw))
+
+    # --- 4. act ------------------------------------------------------------------------------------
+
+    def run_once(self) -> PassReport:
+        """One pass: sync, scan, decide, act on every decided account (see the module docstring).
+        Raises ``RpcUnavailable`` only if the node stays down while syncing or scanning; a failure
+        while acting on one account is counted and the pass moves on."""
+        started = self._clock()
+        report = PassReport()
+        head = self.sync_accounts()
+        snapshot = self.scan(head)
+        report.scanned = len(snapshot)
+        plan = plan_liquidations(snapshot, self.address)
+        report.liquidatable = len(plan.targets) + len(plan.skipped_self)
+        self._event(
+            logging.INFO,
+            "scan",
+            block=head,
+            scanned=report.scanned,
+            liquidatable=report.liquidatable,
+            elapsed_ms=int((self._clock() - started) * 1000),
+        )
+
+        for health in plan.skipped_self:
+            self._event(logging.WARNING, "skip_self", account=health.account, buffer=health.buffer)
+        targets = plan.targets
+        # Windows of `max_in_flight` accounts: one healthOf call re-checks the whole window, then
+        # each account is dry-run and sent, then the window's receipts are awaited, so the next
+        # window's dry-runs see every earlier liquidation mined.
+        for start in range(0, len(targets), self.max_in_flight):
+            window = targets[start : start + self.max_in_flight]
+            try:
+                fresh = {h.account: h for h in self._health(window, "latest")}
+            except RpcUnavailable as err:
+                report.failed += len(window)
+                self._event(logging.ERROR, "failed", accounts=len(window), stage="recheck", error=str(err))
+                continue
+            in_flight: list[_InFlight] = []
+            for account in window:
+                try:
+                    sent = self._act(account, fresh.get(account), report, head)
+                except (RpcUnavailable, Web3RPCError) as err:
+                    report.failed += 1
+                    error = rpc_message(err) if isinstance(err, Web3RPCError) else str(err)
+                    self._event(logging.ERROR, "failed", account=account, stage="rpc", error=error)
+                    continue
+                if sent is not None:
+                    in_flight.append(sent)
+            for tx in in_flight:
+                self._settle(tx, report)
+
+        end_head = self.rpc.call("eth_blockNumber", lambda: self._w3.eth.block_number)
+        report.lag_blocks = max(end_head - head, 0)
+        for name in COUNTER_NAMES:
+            if name != "lag":
+                self.counters[name] += getattr(report, name)
+        self.counters["lag"] = report.lag_blocks
+        self.counters["passes"] += 1
+        self.counters["rpc_retries"] = self.rpc.retries
+        self._event(
+            logging.INFO,
+            "pass",
+            block=head,
+            scanned=report.scanned,
+            liquidatable=report.liquidatable,
+            sent=report.sent,
+            confirmed=report.confirmed,
+            failed=report.failed,
+            lost_races=report.lost_races,
+            lag=report.lag_blocks,
+            rpc_retries=self.rpc.retries,
+            elapsed_ms=int((self._clock() - started) * 1000),
+        )
+        return report
+
+    def _act(
+        self, account: str, now: AccountHealth | None, report: PassReport, since_block: int
+    ) -> _InFlight | None:
+        """Acts on one account given its re-checked health ``now``: dry-run, estimate, send.
+        Returns the sent transaction, or None (lost race, failure, dry-run mode)."""
+        tag = "latest"
+        if now is None:  # its health could not be read (logged by _health)
+            report.failed += 1
+            return None
+        if not now.liquidatable:
+            # A competitor (or a price move) got there first.
+            report.lost_races += 1
+            reason = "flat" if not now.has_positions else "healthy"
+            self._event(logging.INFO, "lost_race", account=account, stage="recheck", reason=reason)
+            return None
+
+        data = HexBytes(self.engine_abi.liquidate_call(account))
+        call = {"from": self.address, "to": self.engine_address, "data": data}
+        try:
+            self.rpc.call("eth_call liquidate", lambda: self._w3.eth.call(call, tag))
+            gas = self.rpc.call("eth_estimateGas", lambda: self._w3.eth.estimate_gas(call, tag))
+        except ContractLogicError as err:
+            self._dry_run_failed(account, err, report)
+            return None
+        if self.dry_run:
+            self._event(logging.INFO, "would_liquidate", account=account, buffer=now.buffer, gas=gas)
+            return None
+
+        limit = gas_limit(gas, self.gas_margin_pct)
+        try:
+            tx_hash, nonce = self.sender.send(
+                {"to": self.engine_address, "data": data, "gas": limit, "value": 0}
+            )
+        except RpcUnavailable:
+            self.sender.forget_nonce()  # the transaction may or may not have reached the node
+            raise
+        except (Web3RPCError, SendError) as err:
+            report.failed += 1
+            error = rpc_message(err) if isinstance(err, Web3RPCError) else str(err)
+            self._event(logging.ERROR, "failed", account=account, stage="send", error=error)
+            return None
+        report.sent += 1
+        report.tx_hashes.append(tx_hash)
+        self._event(
+            logging.INFO,
+            "sent",
+            account=account,
+            buffer=now.buffer,
+            tx=tx_hash,
+            nonce=nonce,
+            gas_limit=limit,
+        )
+        return _InFlight(account, tx_hash, nonce, since_block)
+
+    def _dry_run_failed(self, account: str, err: ContractLogicError, report: PassReport) -> None:
+        name = self._why(err)
+        if name == "NotLiquidatable":
+            report.lost_races += 1
+            self._event(logging.INFO, "lost_race", account=account, stage="dry_run", reason=name)
+        else:
+            report.failed += 1
+            self._event(logging.WARNING, "failed", account=account, stage="dry_run", error=name)
+
+    def _why(self, err: Exception) -> str:
+        """A revert's custom error name (or its raw selector / message)."""
+        data = getattr(err, "data", None)
+        if isinstance(data, str | bytes) and data:
+            raw = bytes(HexBytes(data))
+            if len(raw) >= 4:
+                return error_name(raw, self.engine_abi.errors)
+        return rpc_message(err) if isinstance(err, Web3RPCError) else type(err).__name__
+
+    def _settle(self, tx: _InFlight, report: PassReport) -> None:
+        """Waits for ``tx``'s receipt and counts its outcome."""
+        try:
+            receipt = self._wait_receipt(tx.tx_hash)
+        except (RpcUnavailable, TimeoutError) as err:
+            report.failed += 1
+            self._event(
+                logging.ERROR, "failed", account=tx.account, stage="receipt", tx=tx.tx_hash, error=str(err)
+            )
+            return
+        if receipt["status"] == 1:
+            report.confirmed += 1
+            report.liquidated.append(tx.account)
+            self._event(
+                logging.INFO,
+                "confirmed",
+                account=tx.account,
+                tx=tx.tx_hash,
+                block=receipt["blockNumber"],
+                gas_used=receipt["gasUsed"],
+            )
+            return
+        winner = self._liquidated_by(tx.account, tx.since_block, receipt["blockNumber"])
+        if winner is not None and winner.lower() != self.address.lower():
+            report.lost_races += 1
+            self._event(
+                logging.INFO, "lost_race", account=tx.account, stage="mined", tx=tx.tx_hash, winner=winner
+            )
+        else:
+            report.failed += 1
+            self._event(logging.ERROR, "failed", account=tx.account, stage="mined", tx=tx.tx_hash)
+
+    def _liquidated_by(self, account: str, from_block: int, to_block: int) -> str | None:
+        """The liquidator of ``account`` between the two blocks, from ``Liquidated`` logs."""
+        topic = HexBytes(abi_encode(["address"], [account]))
+        try:
+            entries = self._get_logs(from_block, to_block, [self.engine_abi.topic_liquidated, topic])
+        except (RpcUnavailable, Web3RPCError):
+            return None
+        return topic_address(entries[-1]["topics"][2]) if entries else None
+
+    def _wait_receipt(self, tx_hash: str) -> Any:
+        deadline = self._clock() + self.receipt_timeout
+        delay = 0.005  # then ×1.5 up to 1 s: waits at most half again the mining latency
+        while True:
+            try:
+                return self.rpc.call(
+                    "eth_getTransactionReceipt", lambda: self._w3.eth.get_transaction_receipt(tx_hash)
+                )
+            except TransactionNotFound:
+                pass
+            if self._clock() > deadline:
+                raise TimeoutError(f"no receipt for {tx_hash} after {self.receipt_timeout:.0f} s")
+            self._sleep(delay)
+            delay = min(delay * 1.5, 1.0)
+
+    # --- the loop ----------------------------------------------------------------------------------
+
+    def run_forever(self, poll_interval: float = 1.0, max_passes: int | None = None) -> None:
+        """One pass per new block (polling the head every ``poll_interval`` s) until
+        ``max_passes`` passes ran (forever if None). A node that stays down is logged and waited
+        out with growing delays (up to 60 s); a pass never starts twice on the same head."""
+        passes = 0
+        failures = 0
+        last_head: int | None = None
+        while max_passes is None or passes < max_passes:
+            try:
+                head = self.rpc.call("eth_blockNumber", lambda: self._w3.eth.block_number)
+                if head == last_head:
+                    self._sleep(poll_interval)
+                    continue
+                self.run_once()
+                last_head = head
+                failures = 0
+            except RpcUnavailable as err:
+                failures += 1
+                wait = min(poll_interval * 2**failures, 60.0)
+                self._event(logging.ERROR, "pass_failed", error=str(err), retry_in_s=wait)
+                self._sleep(wait)
+            passes += 1

@@ -1,0 +1,84 @@
+"""The keeper's records: one pass's report, the persisted account index (cursor and accounts),
+and the errors of a keeper that cannot start."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: Counters the keeper keeps across passes (besides ``passes`` and ``rpc_retries``).
+COUNTER_NAMES = ("scanned", "liquidatable", "sent", "confirmed", "failed", "lost_races", "lag")
+
+
+@dataclass
+class PassReport:
+    """What one pass did. ``lag_blocks``: blocks the chain advanced past the pass's snapshot
+    block by the time the pass ended."""
+
+    scanned: int = 0
+    liquidatable: int = 0
+    sent: int = 0
+    confirmed: int = 0
+    failed: int = 0
+    lost_races: int = 0
+    lag_blocks: int = 0
+    liquidated: list[str] = field(default_factory=list)
+    tx_hashes: list[str] = field(default_factory=list)
+
+
+class KeeperStateError(Exception):
+    """The state file cannot be used with this chain and engine."""
+
+
+class KeeperConfigError(Exception):
+    """The keeper cannot be built (missing ABI, engine without the expected functions)."""
+
+
+@dataclass
+class KeeperState:
+    """The persisted index: every log up to ``cursor_block`` (inclusive) is reflected in
+    ``accounts``; ``cursor_hash`` identifies that block, so a restarted local chain that reuses
+    the chain id and the engine address is detected."""
+
+    chain_id: int
+    engine: str
+    cursor_block: int
+    accounts: list[str]
+    cursor_hash: str | None = None
+
+    @classmethod
+    def load(cls, path: Path) -> KeeperState:
+        try:
+            raw = json.loads(path.read_text())
+            return cls(
+                chain_id=int(raw["chain_id"]),
+                engine=str(raw["engine"]),
+                cursor_block=int(raw["cursor_block"]),
+                accounts=[str(a) for a in raw["accounts"]],
+                cursor_hash=raw.get("cursor_hash"),
+            )
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise KeeperStateError(f"{path}: unreadable keeper state ({err})") from err
+
+    def save(self, path: Path) -> None:
+        """Atomically (write a temporary file, then rename it over the old one)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        body = {
+            "chain_id": self.chain_id,
+            "engine": self.engine,
+            "cursor_block": self.cursor_block,
+            "cursor_hash": self.cursor_hash,
+            "accounts": self.accounts,
+        }
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(body, f, indent=1)
+                f.write("\n")
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise

@@ -1,0 +1,104 @@
+"""Exact-integer reference model of the collateral vault, the margin engine and the insurance fund.
+
+The executable spec of docs/design.md §2-§6 and §9, with the rounding of docs/margin-math.md bit for bit:
+Python ints only, money and prices in WAD, sizes in signed WAD base units, token amounts in the
+token's own units (``SCALE = 10**(18 - decimals)`` WAD each).
+
+Every mutating method is a transaction: if it raises :class:`ModelRevert` (a Solidity custom error,
+same name) the model is left exactly as it was, as a reverted call leaves the chain.
+
+Socialized loss is kept as per-market, per-side cumulative indices ``L[m][LONG|SHORT]`` (WAD loss per
+WAD of size) and a per-position snapshot. :meth:`Model.liquidate` raises an index when the insurance
+fund cannot cover a deficit; touching an account (trade, withdraw, liquidation, ``settle``) moves
+``mulWadUp(|size|, L - snapshot)`` from its margin and resets the snapshot. The signed running total
+``unsettled_loss`` (+R_m at socialization, -s at each settlement) makes the solvency identity O(1).
+
+The insurance fund is an ERC-4626 vault (OpenZeppelin 5.1 math, decimals offset 6) whose assets are
+``fund_tokens``; stakers exit through ``request_unstake`` -> cooldown -> ``unstake``/``fund_withdraw``
+inside a window, paid ``min(value at request, value at exit)``. Stakers' wallets are not modelled.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from backstop.model.liquidation import LiquidationRules
+from backstop.model.math import LONG, MAX_VALUE, SHORT
+from backstop.model.rollback import atomic
+from backstop.model.state import Market, MarketParams, ModelRevert
+from backstop.units import WAD
+
+
+class Model(LiquidationRules):
+    """The vault + margin engine in exact integers. Accounts are address strings (case-insensitive)."""
+
+    # --- admin, oracle and test hooks -------------------------------------------------------------
+
+    @atomic
+    def add_market(self, params: MarketParams, price_wad: int) -> int:
+        """Lists a market at oracle price ``price_wad``; ids count from 0."""
+        self._check_params(params)
+        if price_wad <= 0:
+            raise ValueError("price must be positive")
+        self.markets.append(Market(params=copy.copy(params), price=price_wad))
+        return len(self.markets) - 1
+
+    @atomic
+    def set_params(self, market_id: int, params: MarketParams) -> None:
+        self._check_params(params)
+        self._market(market_id).params = copy.copy(params)
+
+    @atomic
+    def set_price(self, market_id: int, price_wad: int) -> None:
+        if price_wad <= 0:
+            raise ValueError("price must be positive")
+        self._market(market_id).price = price_wad
+
+    @atomic
+    def set_stale(self, market_id: int, stale: bool) -> None:
+        self._market(market_id)
+        if stale:
+            self.stale.add(market_id)
+        else:
+            self.stale.discard(market_id)
+
+    @atomic
+    def set_paused(self, market_id: int, paused: bool) -> None:
+        self._market(market_id).paused = paused
+
+    def set_global_paused(self, paused: bool) -> None:
+        self.paused_global = paused
+
+    @atomic
+    def bump_loss_index(self, market_id: int, side: int, delta: int) -> None:
+        """Test hook: ``L[market_id][side] += delta`` (WAD loss per WAD of size, delta ≥ 0).
+
+        Deprecated: only real liquidations socialize losses now. The bump moves the index and nothing
+        else (``unsettled_loss`` is untouched), so the loss it creates has no counterpart anywhere:
+        when settled it leaves margins and ``unsettled_loss`` by the same amount, so ``solvency()``
+        stays an exact identity with unchanged dust, but it no longer means "every liability is
+        funded" for the bumped amount. There is no such hook on chain.
+        """
+        if side not in (LONG, SHORT) or delta < 0:
+            raise ValueError("side must be LONG or SHORT and delta non-negative")
+        self._market(market_id).loss_index[side] += delta
+
+    # --- internals --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _check_params(params: MarketParams) -> None:
+        """The admin's hard bounds (docs/design.md §10), in the engine's order: ``InvalidMarketParam``."""
+        mm = params.mm_ratio
+        bounds = (
+            ("mmRatio", mm, mm > 0),
+            ("imRatio", params.im_ratio, mm < params.im_ratio <= WAD),
+            ("keeperRewardRatio", params.keeper_reward_ratio, 0 <= params.keeper_reward_ratio < mm),
+            ("insuranceFeeRatio", params.insurance_fee_ratio, 0 <= params.insurance_fee_ratio < mm),
+            ("makerFeeRatio", params.maker_fee_ratio, 0 <= params.maker_fee_ratio < mm),
+            ("takerFeeRatio", params.taker_fee_ratio, 0 <= params.taker_fee_ratio < mm),
+            ("priceBandRatio", params.price_band_ratio, 0 < params.price_band_ratio < WAD),
+            ("openInterestCap", params.oi_cap, 0 < params.oi_cap <= MAX_VALUE),
+        )
+        for name, value, ok in bounds:
+            if not ok:
+                raise ModelRevert("InvalidMarketParam", name, value)

@@ -1,0 +1,53 @@
+"""Stress scenarios (docs/scenario-format.md), parsing only: :mod:`~backstop.scenario.steps` holds
+the typed steps and the scenario, :mod:`~backstop.scenario.parser` reads and validates the YAML."""
+
+from backstop.scenario.parser import load_scenario, load_yaml, parse_scenario, parse_scenario_text
+from backstop.scenario.steps import (
+    ALL,
+    DEFAULT_COOLDOWN,
+    DEFAULT_WINDOW,
+    FUND_DECIMALS_OFFSET,
+    MAX,
+    STEP_TYPES,
+    Advance,
+    Deposit,
+    KeeperPass,
+    Liquidate,
+    Price,
+    RequestUnstake,
+    Scenario,
+    ScenarioError,
+    Settle,
+    Stake,
+    Step,
+    Trade,
+    Unstake,
+    Withdraw,
+)
+
+__all__ = [
+    "ALL",
+    "DEFAULT_COOLDOWN",
+    "DEFAULT_WINDOW",
+    "FUND_DECIMALS_OFFSET",
+    "MAX",
+    "STEP_TYPES",
+    "Advance",
+    "Deposit",
+    "KeeperPass",
+    "Liquidate",
+    "Price",
+    "RequestUnstake",
+    "Scenario",
+    "ScenarioError",
+    "Settle",
+    "Stake",
+    "Step",
+    "Trade",
+    "Unstake",
+    "Withdraw",
+    "load_scenario",
+    "load_yaml",
+    "parse_scenario",
+    "parse_scenario_text",
+]

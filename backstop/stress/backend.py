@@ -1,0 +1,149 @@
+"""The seam between the stress runner and what it plays a scenario on.
+
+:class:`ScenarioBackend` is the protocol the runner needs (a scenario player; not to be confused
+with :class:`backstop.chain.evm.Backend`, an EVM). :data:`STEP_HANDLERS` is the one dispatch over
+the step kinds: each backend implements one ``play_<kind>`` method per step kind, and
+:func:`dispatch` finds it. :class:`Players` holds what both backends share (account names, fresh
+order nonces).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from backstop.orders import FAR_EXPIRY, Order
+from backstop.scenario import (
+    Advance,
+    Deposit,
+    KeeperPass,
+    Liquidate,
+    Price,
+    RequestUnstake,
+    Scenario,
+    ScenarioError,
+    Settle,
+    Stake,
+    Step,
+    Trade,
+    Unstake,
+    Withdraw,
+)
+from backstop.stress.results import AccountView, Outcome
+
+#: Step kind → the name of the backend method that plays it (``play_<name>(step) -> Outcome``).
+STEP_HANDLERS: dict[type[Step], str] = {
+    Advance: "play_advance",
+    Price: "play_price",
+    Deposit: "play_deposit",
+    Withdraw: "play_withdraw",
+    Stake: "play_stake",
+    RequestUnstake: "play_request_unstake",
+    Unstake: "play_unstake",
+    Settle: "play_settle",
+    Liquidate: "play_liquidate",
+    Trade: "play_trade",
+    KeeperPass: "play_keeper",
+}
+
+
+class ScenarioBackend(Protocol):
+    """Plays steps and reads views. ``addresses`` maps account names to addresses after ``setup``."""
+
+    name: str
+    title: str
+    chain_id: int | None
+    addresses: dict[str, str]
+
+    def setup(self, scenario: Scenario) -> None:
+        """Deploys, funds wallets and makes the initial margin deposits."""
+        ...
+
+    def execute(self, step: Step) -> Outcome:
+        """Plays one step (through :func:`dispatch`)."""
+        ...
+
+    def solvency(self) -> tuple[int, int, int]:
+        """``(vault_assets, liabilities, dust)`` as ``engine.solvency()`` returns them."""
+        ...
+
+    def account(self, name: str) -> AccountView: ...
+
+    def equities(self) -> dict[str, int | None]:
+        """Every account's equity (None where a price is unusable)."""
+        ...
+
+    def prices(self) -> dict[str, int]:
+        """The oracle answer of every market (WAD), stale or not."""
+        ...
+
+    def fund(self) -> tuple[int, int]:
+        """The insurance fund's ``(totalAssets in token units, totalSupply in share units)``."""
+        ...
+
+    def checks(self) -> list[str]:
+        """Extra invariants after a step (problems as text)."""
+        ...
+
+    def name_of(self, address: str) -> str:
+        """The account name of ``address`` (the address itself if it has none)."""
+        ...
+
+
+def dispatch(backend: Any, step: Step, player: str) -> Outcome:
+    """Plays ``step`` with ``backend``'s handler for its kind (:data:`STEP_HANDLERS`); ``player``
+    names the backend in the error for a kind it cannot play."""
+    handler: Callable[[Any], Outcome] | None = getattr(backend, STEP_HANDLERS.get(type(step), ""), None)
+    if handler is None:
+        raise ScenarioError(f"steps[{step.index}]: {player} cannot play {step.action!r}")
+    return handler(step)
+
+
+class Players:
+    """What both backends share: account names ↔ addresses, and orders with fresh nonces."""
+
+    name = "backend"
+    title = "a backend"
+    chain_id: int | None = None
+
+    def __init__(self) -> None:
+        self.addresses: dict[str, str] = {}
+        self.scenario: Scenario | None = None
+        self._nonces: dict[str, int] = {}
+
+    def checks(self) -> list[str]:
+        """No extra invariants unless a backend has some."""
+        return []
+
+    def _orders(self, step: Trade) -> tuple[Order, Order]:
+        """``(maker, taker)`` orders of a trade: one per side at the step's price, fresh nonces."""
+        assert self.scenario is not None
+        market_id = self.scenario.market_id(step.market)
+
+        def order(name: str, is_buy: bool) -> Order:
+            nonce = self._nonces.get(name, 0)
+            self._nonces[name] = nonce + 1
+            return Order(self.addresses[name], market_id, is_buy, step.size, step.price, nonce, FAR_EXPIRY)
+
+        buy, sell = order(step.buyer, True), order(step.seller, False)
+        return (sell, buy) if step.maker == "seller" else (buy, sell)
+
+    def name_of(self, address: str) -> str:
+        for name, addr in self.addresses.items():
+            if addr.lower() == address.lower():
+                return name
+        return address
+
+
+def keeper_outcome(
+    liquidations: list[dict[str, Any]], failed: int, gas: int | None, name_of: Callable[[str], str]
+) -> Outcome:
+    names = ", ".join(name_of(liq["account"]) for liq in liquidations) or "nobody"
+    note = f"liquidated {names}" + (f"; {failed} failed" if failed else "")
+    return Outcome(
+        reverted=failed > 0,
+        error=f"KeeperFailed({failed})" if failed else None,
+        gas_used=gas,
+        liquidations=liquidations,
+        note=note,
+    )

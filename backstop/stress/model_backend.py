@@ -1,0 +1,247 @@
+"""The stress runner's model backend: a scenario played on the exact-integer reference model."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from backstop.decisions import plan_liquidations
+from backstop.model import MarketParams, Model, ModelRevert
+from backstop.scenario import (
+    ALL,
+    MAX,
+    Advance,
+    Deposit,
+    KeeperPass,
+    Liquidate,
+    Price,
+    RequestUnstake,
+    Scenario,
+    Settle,
+    Stake,
+    Step,
+    Trade,
+    Unstake,
+    Withdraw,
+)
+from backstop.stress.backend import Players, dispatch, keeper_outcome
+from backstop.stress.results import LIQUIDATION_FIELDS, AccountView, Outcome
+
+#: The mnemonic of Ape's (and anvil's) default test accounts (ape-config.yaml ``test.mnemonic``).
+TEST_MNEMONIC = "test test test test test test test test test test test junk"
+#: Model time at the start of a run (any value works: only differences matter).
+MODEL_START_TIME = 1_700_000_000
+
+
+@functools.lru_cache(maxsize=8)
+def derive_test_addresses(count: int, mnemonic: str = TEST_MNEMONIC) -> tuple[str, ...]:
+    """Addresses of the first ``count`` test accounts of ``mnemonic`` (``m/44'/60'/0'/0/i``)."""
+    from eth_account import Account
+    from eth_account.hdaccount import key_from_seed, seed_from_mnemonic
+
+    seed = seed_from_mnemonic(mnemonic, "")
+    return tuple(Account.from_key(key_from_seed(seed, f"m/44'/60'/0'/0/{i}")).address for i in range(count))
+
+
+class ModelBackend(Players):
+    """The scenario on ``backstop.model.Model``. Time is ``MODEL_START_TIME`` plus the advances; a
+    market's price is stale once more than its heartbeat has passed since its last price step."""
+
+    name = "model"
+    title = "the reference model"
+
+    def __init__(self, addresses: Mapping[str, str] | None = None, start_time: int = MODEL_START_TIME):
+        super().__init__()
+        self._given = dict(addresses or {})
+        self.start_time = start_time
+        self.now = start_time
+        self.model: Model | None = None
+        self._price_time: list[int] = []
+
+    def setup(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        self.now, self._price_time, self._nonces = self.start_time, [], {}
+        names = scenario.account_names()
+        if all(n in self._given for n in names):
+            self.addresses = {n: self._given[n] for n in names}
+        else:
+            derived = derive_test_addresses(len(names) + 1)[1:]
+            self.addresses = dict(zip(names, derived, strict=True))
+        self.model = Model(
+            scenario.collateral_decimals,
+            cooldown=scenario.cooldown,
+            window=scenario.window,
+            floor_tokens=scenario.floor_tokens,
+            per_event_cap_tokens=scenario.per_event_cap_tokens,
+        )
+        for m in scenario.markets:
+            params = MarketParams(
+                im_ratio=m.im_ratio,
+                mm_ratio=m.mm_ratio,
+                keeper_reward_ratio=m.keeper_reward_ratio,
+                insurance_fee_ratio=m.insurance_fee_ratio,
+                price_band_ratio=m.price_band_ratio,
+                maker_fee_ratio=m.maker_fee_ratio,
+                taker_fee_ratio=m.taker_fee_ratio,
+                oi_cap=m.open_interest_cap,
+            )
+            self.model.add_market(params, m.mock_price)
+            self._price_time.append(self.now)
+        self._sync()
+        for name, amount in scenario.accounts.items():
+            if amount:
+                self.model.deposit(self.addresses[name], amount)
+
+    def _sync(self) -> None:
+        """Model time and staleness as the chain would see them now."""
+        assert self.model is not None and self.scenario is not None
+        self.model.now = self.now
+        for m, market in enumerate(self.scenario.markets):
+            self.model.set_stale(m, self.now - self._price_time[m] > market.heartbeat)
+
+    def _call(self, fn: Callable[[], Any]) -> tuple[Any, Outcome | None]:
+        try:
+            return fn(), None
+        except ModelRevert as err:
+            return None, Outcome(reverted=True, error=err.name)
+
+    def execute(self, step: Step) -> Outcome:
+        self._sync()
+        return dispatch(self, step, "the model")
+
+    def _address(self, step: Step) -> str:
+        return self.addresses.get(getattr(step, "account", ""), "")
+
+    # steps (the handlers of STEP_HANDLERS) ------------------------------------------------------------
+
+    def play_advance(self, step: Advance) -> Outcome:
+        self.now += step.seconds
+        self._sync()
+        return Outcome()
+
+    def play_price(self, step: Price) -> Outcome:
+        assert self.model is not None and self.scenario is not None
+        for market, price in step.prices.items():
+            m = self.scenario.market_id(market)
+            self.model.set_price(m, price)
+            self._price_time[m] = self.now
+        self._sync()
+        return Outcome()
+
+    def play_deposit(self, step: Deposit) -> Outcome:
+        assert self.model is not None
+        model, addr = self.model, self._address(step)
+        return self._call(lambda: model.deposit(addr, step.amount))[1] or Outcome(flow=-step.amount)
+
+    def play_withdraw(self, step: Withdraw) -> Outcome:
+        assert self.model is not None and self.scenario is not None
+        model, addr = self.model, self._address(step)
+        amount = step.amount
+        if amount == MAX:
+            free, failed = self._call(lambda: model.free_collateral(addr))
+            if failed:
+                return failed
+            amount = max(free // self.scenario.scale, 0)
+        return self._call(lambda: model.withdraw(addr, amount))[1] or Outcome(flow=amount)
+
+    def play_stake(self, step: Stake) -> Outcome:
+        assert self.model is not None
+        model, addr = self.model, self._address(step)
+        return self._call(lambda: model.stake(addr, step.amount))[1] or Outcome(flow=-step.amount)
+
+    def play_request_unstake(self, step: RequestUnstake) -> Outcome:
+        assert self.model is not None
+        model, addr = self.model, self._address(step)
+        shares = model.fund_shares(addr) if step.shares == ALL else step.shares
+        return self._call(lambda: model.request_unstake(addr, shares))[1] or Outcome()
+
+    def play_unstake(self, step: Unstake) -> Outcome:
+        assert self.model is not None
+        model, addr = self.model, self._address(step)
+        request = model.withdraw_request(addr)
+        shares = (request[0] if request else 0) if step.shares == ALL else step.shares
+        paid, failed = self._call(lambda: model.unstake(addr, shares))
+        return failed or Outcome(flow=paid)
+
+    def play_settle(self, step: Settle) -> Outcome:
+        assert self.model is not None
+        model, addr = self.model, self._address(step)
+        return self._call(lambda: model.settle(addr))[1] or Outcome()
+
+    def play_liquidate(self, step: Liquidate) -> Outcome:
+        assert self.model is not None
+        model, addr = self.model, self._address(step)
+        result, failed = self._call(lambda: model.liquidate(addr, self.addresses[step.by]))
+        if failed:
+            return failed
+        return Outcome(liquidations=[self._liquidation(addr, self.addresses[step.by], result)])
+
+    def play_trade(self, step: Trade) -> Outcome:
+        assert self.model is not None and self.scenario is not None
+        model = self.model
+        maker, taker = self._orders(step)
+        before = model.fund_assets()
+        failed = self._call(lambda: model.match(maker, True, taker, True, step.size))[1]
+        return failed or Outcome(trading_fees=(model.fund_assets() - before) * self.scenario.scale)
+
+    def play_keeper(self, step: KeeperPass) -> Outcome:
+        return self._keeper(self.addresses[step.by])
+
+    @staticmethod
+    def _liquidation(account: str, liquidator: str, result: Mapping[str, Any]) -> dict[str, Any]:
+        return {"account": account, "liquidator": liquidator, **{k: result[k] for k in LIQUIDATION_FIELDS}}
+
+    def _keeper(self, keeper: str) -> Outcome:
+        """One keeper pass: ``plan_liquidations`` over every account's health, then liquidate in that order,
+        re-checking each just before (an account whose health cannot be read is skipped)."""
+        assert self.model is not None
+        model = self.model
+        snapshot = model.health_snapshot(self.addresses.values())
+        liquidations, failed = [], 0
+        for target in plan_liquidations(snapshot, keeper).targets:
+            try:
+                if not model.liquidatable(target):
+                    continue
+                result = model.liquidate(target, keeper)
+            except ModelRevert:
+                failed += 1
+                continue
+            liquidations.append(self._liquidation(target, keeper, result))
+        return keeper_outcome(liquidations, failed, None, self.name_of)
+
+    def solvency(self) -> tuple[int, int, int]:
+        assert self.model is not None
+        s = self.model.solvency()
+        return s["vault_assets"], s["liabilities"], s["dust"]
+
+    def account(self, name: str) -> AccountView:
+        assert self.model is not None and self.scenario is not None
+        model, addr = self.model, self.addresses[name]
+        self._sync()
+        positions = {}
+        for m, market in enumerate(self.scenario.market_names):
+            size, notional = model.position(addr, m)
+            if size:
+                positions[market] = (size, notional)
+        return AccountView(
+            margin=model.margin(addr),
+            equity=self._call(lambda: model.equity(addr))[0],
+            free_collateral=self._call(lambda: model.free_collateral(addr))[0],
+            pending_loss=model.pending_loss(addr),
+            positions=positions,
+            fund_shares=model.fund_shares(addr),
+        )
+
+    def equities(self) -> dict[str, int | None]:
+        assert self.model is not None
+        self._sync()
+        return {n: self._call(lambda a=a: self.model.equity(a))[0] for n, a in self.addresses.items()}
+
+    def prices(self) -> dict[str, int]:
+        assert self.model is not None and self.scenario is not None
+        return {name: self.model.markets[m].price for m, name in enumerate(self.scenario.market_names)}
+
+    def fund(self) -> tuple[int, int]:
+        assert self.model is not None
+        return self.model.fund_assets(), self.model.fund_supply()
