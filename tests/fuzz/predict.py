@@ -52,26 +52,8 @@ class Prediction(MachineCore):
         for i, a in enumerate(self.addr):
             try:
                 h = model.health(a)
-            except ModelRevert:  # a market of the account has no usable price
-                margin, pending, priced, equity, imr, mmr, free = (
-                    model.margin(a),
-                    model.pending_loss(a),
-                    0,
-                    0,
-                    0,
-                    0,
-                    0,
-                )
-            else:
-                margin, pending, priced, equity, imr, mmr, free = (
-                    h.margin,
-                    h.pending,
-                    1,
-                    h.equity,
-                    h.imr,
-                    h.mmr,
-                    h.free_collateral,
-                )
+            except ModelRevert:  # a market of the account has no usable price: the health words
+                h = None  # read 0, margin and pending loss are still reported
             request = (model.withdraw_request(a) or NO_REQUEST) if detail else NO_REQUEST
             acct = model_accounts.get(self.keys[i])
             positions = acct.positions if acct is not None else {}
@@ -82,13 +64,13 @@ class Prediction(MachineCore):
                 notionals[m] = pos.open_notional
             accounts.append(
                 AccountSnap(
-                    margin=margin,
-                    pending=pending,
-                    priced=priced,
-                    equity=equity,
-                    imr=imr,
-                    mmr=mmr,
-                    free=free,
+                    margin=model.margin(a) if h is None else h.margin,
+                    pending=model.pending_loss(a) if h is None else h.pending,
+                    priced=0 if h is None else 1,
+                    equity=0 if h is None else h.equity,
+                    imr=0 if h is None else h.imr,
+                    mmr=0 if h is None else h.mmr,
+                    free=0 if h is None else h.free_collateral,
                     fund_shares=model.fund_shares(a),
                     request_shares=request[0],
                     request_assets=request[1],
