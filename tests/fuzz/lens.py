@@ -1,7 +1,8 @@
 """The word layout of ``BackstopLens.snapshotWords``, written once, and its codec.
 
 ``snapshotWords(accounts, parts)`` returns one ABI-encoded ``int256[]`` (documented in
-``contracts/periphery/IBackstopLens.sol``). The three named tuples below *are* its layout: their
+``contracts/periphery/IBackstopLens.sol``; ``test_harness_tables.py`` checks the tuples below
+against that documentation, and ``test_fuzz_pyrevm.py`` a live answer against the suite's views). The three named tuples below *are* its layout: their
 fields, in order, are the words the lens writes, so the decoder (:func:`decode_snapshot`) and the
 encoder (:func:`snapshot_to_words`, which the fuzz machine uses to predict the lens's answer word
 for word) both read the layout from them, and every offset below is derived from them.

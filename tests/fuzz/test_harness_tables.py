@@ -1,5 +1,6 @@
 """The fuzz harness's own tables: the invariant IDs against docs/invariants.md, the action order the
-pinned runs depend on, and the lens layout's codec (decode ∘ encode is the identity)."""
+pinned runs depend on, and the lens layout (against IBackstopLens's documentation, and its codec:
+decode ∘ encode is the identity)."""
 
 from __future__ import annotations
 
@@ -116,7 +117,38 @@ def test_lens_layout_round_trips(seed):
     assert decode_snapshot(words, len(snap.accounts)) == snap
 
 
-def test_lens_layout_offsets():
-    """The offsets IBackstopLens.snapshotWords documents: ``parts`` and SystemView's 14 fields,
-    6 words per market, 14 fixed words per account."""
+INTERFACE = Path(__file__).resolve().parents[2] / "contracts" / "periphery" / "IBackstopLens.sol"
+#: Where the Python names of tests/fuzz/lens.py differ from the Solidity ones (camelCase aside).
+SOLIDITY_NAMES = {
+    "pending": "pendingLoss",
+    "imr": "initialMargin",
+    "mmr": "maintenanceMargin",
+    "free": "freeCollateral",
+    "wallet": "walletTokens",
+    "market_count": "marketCount",
+}
+
+
+def _solidity_name(python_name: str) -> str:
+    head, *rest = SOLIDITY_NAMES.get(python_name, python_name).split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def test_lens_layout_matches_the_interface_documentation():
+    """The named tuples of tests/fuzz/lens.py list the words in the order IBackstopLens documents
+    for ``snapshotWords``: ``parts``, then ``SystemView``'s fields, the market fields, the account
+    fields (ending with ``k``)."""
+    source = INTERFACE.read_text()
+    system = re.search(r"struct SystemView \{(.*?)\}", source, flags=re.DOTALL)
+    assert system is not None
+    system_fields = re.findall(r"^\s*\w+ (\w+);", system.group(1), flags=re.MULTILINE)
+    assert ["parts", *system_fields] == [_solidity_name(f) for f in Snapshot._fields[:SYSTEM_WORDS]]
+    natspec = " ".join(line.strip().removeprefix("///").strip() for line in source.splitlines())
+    market = re.search(r"per market \(id order\), (\d+) words: `([^`]*)`", natspec)
+    account = re.search(r"per account \(given order\): `([^`]*)`", natspec)
+    assert market is not None and account is not None
+    assert int(market.group(1)) == MARKET_WORDS
+    assert market.group(2).split(", ") == [_solidity_name(f) for f in MarketSnap._fields]
+    head = [_solidity_name(f) for f in AccountSnap._fields[:ACCOUNT_HEAD_WORDS]]
+    assert account.group(1).split(", ") == [*head[:-1], "k"]
     assert (SYSTEM_WORDS, MARKET_WORDS, ACCOUNT_HEAD_WORDS) == (15, 6, 14)
