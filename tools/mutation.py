@@ -151,7 +151,7 @@ def run_regression(name: str, manifest: Path) -> str:
     from backstop.chain.abi import Artifacts
     from backstop.chain.evm import PyRevmBackend
     from tests.fuzz.driver import run_program
-    from tests.fuzz.machine import InvariantViolation
+    from tests.fuzz.invariants import InvariantViolation
     from tests.fuzz.test_regressions import REGRESSIONS
     from tests.fuzz.world import World
 
@@ -172,7 +172,7 @@ def run_profile(name: str, manifest: Path, log_dir: Path) -> Outcome:
     from backstop.chain.abi import Artifacts
     from backstop.chain.evm import PyRevmBackend
     from tests.fuzz.driver import run_ci
-    from tests.fuzz.machine import InvariantViolation
+    from tests.fuzz.invariants import InvariantViolation
     from tests.fuzz.world import World
 
     start = time.perf_counter()

@@ -26,7 +26,9 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis.stateful import run_state_machine_as_test
 
-from tests.fuzz.machine import BackstopMachine, InvariantViolation, actions_of, replay
+from tests.fuzz.dsl import actions_of
+from tests.fuzz.invariants import InvariantViolation
+from tests.fuzz.machine import BackstopMachine, replay
 from tests.fuzz.world import World
 
 #: The CI profile: pinned seed, bounded run (about 4,500 steps), no example database.

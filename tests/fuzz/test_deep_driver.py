@@ -9,7 +9,8 @@ import re
 import pytest
 
 from tests.fuzz.driver import Budget, run_deep
-from tests.fuzz.machine import BackstopMachine, fail, replay
+from tests.fuzz.invariants import fail
+from tests.fuzz.machine import BackstopMachine, replay
 
 
 @pytest.fixture(autouse=True)

@@ -2,7 +2,7 @@
 
 Pinned seed, bounded run (``tests.fuzz.driver.CI_EXAMPLES`` examples of up to
 ``CI_STEPS_PER_EXAMPLE`` steps), a full comparison after every step. The chain is Ape's test
-anvil, driven over raw JSON-RPC (``backstop.evm.RpcBackend``); Ape's per-test snapshot undoes it.
+anvil, driven over raw JSON-RPC (``backstop.chain.evm.RpcBackend``); Ape's per-test snapshot undoes it.
 """
 
 from __future__ import annotations

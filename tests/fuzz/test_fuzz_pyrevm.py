@@ -130,6 +130,60 @@ def test_lens_flat_snapshot_agrees_with_its_structured_views(world):
     assert snap.vault_assets == snap.vault_tokens * world.scale
 
 
+def test_lens_snapshot_decodes_to_the_suites_own_views(world):
+    """After a random run, every decoded field of snapshotWords (tests/fuzz/lens.py) equals what
+    the engine, the vault and the fund answer themselves, field by field."""
+    BackstopMachine.world = world
+    from tests.fuzz.driver import Drawer
+
+    drawer, rng = Drawer(), random.Random(11)
+    replay(world, [drawer.draw(rng) for _ in range(150)])
+    snap = world.lens_snapshot()
+    b = world.backend
+
+    def read(to: str, types: list[str], signature: str, *args):
+        return decode(types, b.view(DEPLOYER, to, encode_call(signature, *args)))
+
+    engine, vault, fund = world.engine, world.vault, world.fund
+    assert (snap.vault_assets, snap.liabilities, snap.dust) == read(
+        engine, ["uint256", "int256", "int256"], "solvency()"
+    )
+    assert snap.timestamp == b.now
+    assert (snap.net_open_notional,) == read(engine, ["int256"], "netOpenNotional()")
+    assert (snap.unsettled_loss,) == read(engine, ["int256"], "unsettledLoss()")
+    assert (snap.total_margin,) == read(vault, ["int256"], "totalMargin()")
+    assert (snap.fund_assets,) == read(fund, ["uint256"], "totalAssets()")
+    assert (snap.fund_supply,) == read(fund, ["uint256"], "totalSupply()")
+    assert (snap.coverable,) == read(fund, ["uint256"], "coverable()")
+    assert (snap.vault_tokens,) == read(world.token, ["uint256"], "balanceOf(address)", vault)
+    assert (snap.fund_tokens,) == read(world.token, ["uint256"], "balanceOf(address)", fund)
+    assert (snap.market_count,) == read(engine, ["uint256"], "marketCount()") == (len(snap.markets),)
+    for m, ms in enumerate(snap.markets):
+        assert (ms.open_interest,) == read(engine, ["uint256"], "openInterestOf(uint256)", m)
+        assert (ms.long_index, ms.short_index) == read(
+            engine, ["uint256", "uint256"], "lossIndexOf(uint256)", m
+        )
+        assert (bool(ms.paused),) == read(engine, ["bool"], "isPaused(uint256)", m)
+    for a, acc in zip(world.addresses, snap.accounts, strict=True):
+        assert (acc.margin,) == read(vault, ["int256"], "marginOf(address)", a)
+        assert (acc.pending,) == read(engine, ["uint256"], "pendingLossOf(address)", a)
+        assert (acc.markets,) == tuple(list(x) for x in read(engine, ["uint256[]"], "marketsOf(address)", a))
+        assert len(acc.markets) == acc.market_count
+        for m in range(snap.market_count):
+            position = read(engine, ["int256", "int256"], "positionOf(address,uint256)", a, m)
+            assert (acc.sizes[m], acc.notionals[m]) == position
+        if acc.priced:
+            assert (acc.equity,) == read(engine, ["int256"], "equityOf(address)", a)
+            assert (acc.imr,) == read(engine, ["uint256"], "initialMarginOf(address)", a)
+            assert (acc.mmr,) == read(engine, ["uint256"], "maintenanceMarginOf(address)", a)
+            assert (acc.free,) == read(engine, ["int256"], "freeCollateralOf(address)", a)
+        assert (acc.fund_shares,) == read(fund, ["uint256"], "balanceOf(address)", a)
+        assert acc.request == read(fund, ["(uint128,uint128,uint64)"], "withdrawRequestOf(address)", a)[0]
+        assert (acc.wallet,) == read(world.token, ["uint256"], "balanceOf(address)", a)
+        assert (acc.min_nonce,) == read(engine, ["uint256"], "minNonceOf(address)", a)
+    assert any(acc.markets and acc.priced for acc in snap.accounts)  # the run left positions to compare
+
+
 def test_world_reset_restores_state_and_time(world):
     """Every run starts from genesis: the chain state, the model and the block time."""
     start = world.genesis_time

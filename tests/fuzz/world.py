@@ -26,6 +26,7 @@ from backstop.config import MarketConfig as DeployMarket
 from backstop.model import MarketParams, Model
 from backstop.orders import DOMAIN_NAME, DOMAIN_TYPEHASH, DOMAIN_VERSION, ORDER_TYPEHASH, Order
 from backstop.units import WAD
+from tests.fuzz.lens import ALL_PARTS, Snapshot, decode_snapshot
 
 try:  # safe-pysha3 is ~7x faster than the pycryptodome backend eth-hash picks by default
     from sha3 import keccak_256 as _keccak_256
@@ -168,122 +169,6 @@ class Signed:
     signature: bytes
     owner: int  # actor index
     valid: bool = True  # whether the signature recovers the order's account
-
-
-@dataclass
-class AccountSnap:
-    margin: int
-    pending: int
-    priced: bool
-    equity: int
-    imr: int
-    mmr: int
-    free: int
-    fund_shares: int
-    request: tuple[int, int, int]
-    wallet: int
-    min_nonce: int
-    markets: list[int]
-    sizes: list[int]
-    notionals: list[int]
-
-
-@dataclass
-class MarketSnap:
-    open_interest: int
-    long_index: int
-    short_index: int
-    paused: bool
-    priced: bool
-    price: int
-
-
-PART_PRICES = 1
-PART_ACCOUNT_DETAIL = 2
-PART_SYSTEM_DETAIL = 4
-ALL_PARTS = 7
-
-
-@dataclass
-class Snapshot:
-    parts: int  # which optional parts are present (``PART_*`` bits)
-    block_number: int
-    timestamp: int
-    vault_assets: int
-    liabilities: int
-    dust: int
-    total_margin: int
-    net_open_notional: int
-    unsettled_loss: int
-    vault_tokens: int
-    fund_tokens: int
-    fund_assets: int
-    fund_supply: int
-    coverable: int
-    market_count: int
-    markets: list[MarketSnap]
-    accounts: list[AccountSnap]
-
-
-_from_bytes = int.from_bytes
-_to_bytes = int.to_bytes
-_ZERO = bytes(32)
-
-
-def snapshot_words(output: bytes) -> list[int]:
-    """The words of a ``BackstopLens.snapshotWords`` answer (an ABI-encoded ``int256[]``)."""
-    end = 64 + 32 * _from_bytes(output[32:64], "big")
-    return [_from_bytes(output[i : i + 32], "big", signed=True) for i in range(64, end, 32)]
-
-
-def encode_snapshot_words(words: list[int]) -> bytes:
-    """The ABI encoding of ``words`` as ``snapshotWords`` returns it (offset, length, words): what
-    the chain answers when it agrees word for word, so that agreement is one ``bytes`` comparison."""
-    header = _to_bytes(32, 32, "big") + _to_bytes(len(words), 32, "big")
-    return header + b"".join([_to_bytes(x, 32, "big", signed=True) if x else _ZERO for x in words])
-
-
-def decode_snapshot(output: bytes | list[int], n_accounts: int) -> Snapshot:
-    """Decodes ``BackstopLens.snapshotWords`` (layout in ``IBackstopLens``; raw output or its
-    :func:`snapshot_words`) by hand."""
-    words = snapshot_words(output) if isinstance(output, bytes | bytearray) else output
-    n_markets = words[14]
-    markets = []
-    w = 15
-    for _ in range(n_markets):
-        oi, li, si, paused, priced, price = words[w : w + 6]
-        markets.append(MarketSnap(oi, li, si, bool(paused), bool(priced), price))
-        w += 6
-    accounts = []
-    for _ in range(n_accounts):
-        f = words[w : w + 14]
-        k = f[13]
-        w += 14
-        ids = words[w : w + k]
-        w += k
-        sizes = words[w : w + n_markets]
-        w += n_markets
-        notionals = words[w : w + n_markets]
-        w += n_markets
-        accounts.append(
-            AccountSnap(
-                margin=f[0],
-                pending=f[1],
-                priced=bool(f[2]),
-                equity=f[3],
-                imr=f[4],
-                mmr=f[5],
-                free=f[6],
-                fund_shares=f[7],
-                request=(f[8], f[9], f[10]),
-                wallet=f[11],
-                min_nonce=f[12],
-                markets=ids,
-                sizes=sizes,
-                notionals=notionals,
-            )
-        )
-    return Snapshot(*words[:15], markets=markets, accounts=accounts)
 
 
 class Calls:
