@@ -9,11 +9,13 @@ import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/Reentrancy
 
 import {ICollateralVault} from "./interfaces/ICollateralVault.sol";
 import {IMarginAuthority} from "./interfaces/IMarginAuthority.sol";
+import {FixedPointMath} from "./libraries/FixedPointMath.sol";
 
 /// @title CollateralVault
 /// @notice Holds the collateral token and every account's WAD margin. See `ICollateralVault`.
 contract CollateralVault is ICollateralVault, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
+    using FixedPointMath for uint256;
     using SafeCast for uint256;
 
     /// @inheritdoc ICollateralVault
@@ -22,6 +24,8 @@ contract CollateralVault is ICollateralVault, ReentrancyGuardTransient {
     uint256 public immutable SCALE;
     /// @notice The address allowed to call `wire` once.
     address public immutable DEPLOYER;
+    /// @dev The largest token amount whose WAD value fits int256.
+    uint256 internal immutable MAX_TOKENS;
 
     /// @inheritdoc ICollateralVault
     IMarginAuthority public engine;
@@ -39,6 +43,7 @@ contract CollateralVault is ICollateralVault, ReentrancyGuardTransient {
         if (d == 0 || d > 18) revert UnsupportedDecimals(d);
         TOKEN = token;
         SCALE = 10 ** (18 - d);
+        MAX_TOKENS = uint256(type(int256).max).toTokensDown(10 ** (18 - d));
         DEPLOYER = msg.sender;
     }
 
@@ -126,12 +131,12 @@ contract CollateralVault is ICollateralVault, ReentrancyGuardTransient {
 
     /// @inheritdoc ICollateralVault
     function assetsWad() external view returns (uint256) {
-        return TOKEN.balanceOf(address(this)) * SCALE;
+        return TOKEN.balanceOf(address(this)).toWad(SCALE);
     }
 
     /// @dev Exact token-units → WAD conversion; reverts if the result leaves int256's range.
     function _toWad(uint256 amountTokens) internal view returns (int256) {
-        if (amountTokens > uint256(type(int256).max) / SCALE) revert AmountTooLarge(amountTokens);
-        return (amountTokens * SCALE).toInt256();
+        if (amountTokens > MAX_TOKENS) revert AmountTooLarge(amountTokens);
+        return amountTokens.toWad(SCALE).toInt256();
     }
 }

@@ -13,7 +13,10 @@ import {IMarginAuthority} from "./interfaces/IMarginAuthority.sol";
 import {IMarginEngine} from "./interfaces/IMarginEngine.sol";
 import {IOracleAdapter} from "./interfaces/IOracleAdapter.sol";
 import {FixedPointMath} from "./libraries/FixedPointMath.sol";
+import {LiquidationMath} from "./libraries/LiquidationMath.sol";
 import {MarketList} from "./libraries/MarketList.sol";
+import {Market, MarketParamsLib} from "./libraries/MarketParamsLib.sol";
+import {Position, PositionMath, Valuation} from "./libraries/PositionMath.sol";
 import {SocializedLoss} from "./libraries/SocializedLoss.sol";
 
 /// @title MarginEngine
@@ -40,11 +43,6 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
     uint256 public constant MAX_MARKETS_PER_ACCOUNT = MarketList.MAX_ENTRIES;
     /// @dev Market ids are stored in 16 bits in an account's market list.
     uint256 internal constant MAX_MARKETS = type(uint16).max;
-    /// @dev Sizes and prices stay below 2^127 so `size · price` never overflows int256.
-    uint256 internal constant MAX_VALUE = uint256(uint128(type(int128).max));
-    uint256 internal constant WAD = FixedPointMath.WAD;
-    uint256 internal constant LONG = 0;
-    uint256 internal constant SHORT = 1;
     /// @dev `_bufferIfReducing`'s answer for a fill that does not only reduce a position.
     int256 internal constant NOT_REDUCING = type(int256).min;
 
@@ -53,29 +51,6 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
     IInsuranceFund public immutable INSURANCE_FUND;
     /// @dev WAD per token unit of the collateral (copied from the vault).
     uint256 internal immutable SCALE;
-
-    /// @dev Ratios fit 64 bits (≤ 1e18 < 2^64); three words per market plus the loss indices.
-    struct Market {
-        uint64 imRatio;
-        uint64 mmRatio;
-        uint64 keeperRewardRatio;
-        uint64 insuranceFeeRatio;
-        uint64 priceBandRatio;
-        uint64 makerFeeRatio;
-        uint64 takerFeeRatio;
-        bool paused;
-        uint128 openInterestCap;
-        uint128 openInterest;
-        /// @dev Cumulative socialized loss per unit of size, per side (`[LONG]`, `[SHORT]`).
-        uint256[2] lossIndex;
-    }
-
-    /// @dev One word for the position, one for the loss-index snapshot of its side.
-    struct Position {
-        int128 size;
-        int128 openNotional;
-        uint256 lossSnapshot;
-    }
 
     /// @dev A validated match, passed from `matchOrders` to `_executeFill`.
     struct Fill {
@@ -87,34 +62,6 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
         uint256 price;
         bytes32 makerHash;
         bytes32 takerHash;
-    }
-
-    /// @dev One position of a liquidated account, valued at the oracle (see `liquidate`).
-    struct Closing {
-        uint256 marketId;
-        int256 size;
-        uint256 price;
-        int256 realized;
-        uint256 notional;
-    }
-
-    /// @dev Amounts of one liquidation, in WAD (the `Liquidated` event's fields).
-    struct LiquidationResult {
-        uint256 notional;
-        uint256 keeperReward;
-        uint256 insuranceFee;
-        uint256 deficit;
-        uint256 covered;
-        uint256 socialized;
-    }
-
-    /// @dev An account's valuation at oracle prices (see `_value`).
-    struct Valuation {
-        int256 margin;
-        uint256 pending;
-        int256 equity;
-        uint256 imr;
-        uint256 mmr;
     }
 
     Market[] internal _markets;
@@ -217,55 +164,43 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
     }
 
     /// @inheritdoc IMarginEngine
-    /// @dev External calls go only to the protocol's own immutable vault and fund; every entry
-    ///      point that writes engine state is nonReentrant (see docs/security.md, SLITHER-1).
+    /// @dev The waterfall, top to bottom (arithmetic: `LiquidationMath`; loss index: `SocializedLoss`).
+    ///      External calls go only to the protocol's own immutable vault and fund; every entry point
+    ///      that writes engine state is nonReentrant (docs/security.md, SLITHER-1).
     // slither-disable-next-line reentrancy-no-eth
     function liquidate(address account) external nonReentrant {
         if (account == msg.sender) revert SelfLiquidation(account);
+        // 1. Settle, then value every position at the oracle: liquidatable iff E < MMR (strict).
         _settle(account);
         uint256[] memory prices = _priceCache();
-        (Closing[] memory closing, int256 realizedTotal, int256 margin) = _closeAtOracle(account, prices);
+        LiquidationMath.Closing[] memory closing = new LiquidationMath.Closing[](_marketLists[account].length());
+        Valuation memory v = _valueWith(account, VAULT.marginOf(account), prices, closing);
+        if (closing.length == 0 || v.equity >= v.mmr.toInt256()) revert NotLiquidatable(account, v.equity, v.mmr);
 
-        LiquidationResult memory r = LiquidationResult(0, 0, 0, 0, 0, 0);
-        uint256 feeRaw = 0;
-        for (uint256 i; i < closing.length; ++i) {
-            Market storage m = _markets[closing[i].marketId];
-            r.notional += closing[i].notional;
-            r.keeperReward += closing[i].notional.mulWadDown(m.keeperRewardRatio);
-            feeRaw += closing[i].notional.mulWadDown(m.insuranceFeeRatio);
-        }
-        // m0 − K: what is left for the insurance fee and the account.
-        int256 left = margin + realizedTotal - r.keeperReward.toInt256();
-        int256 accountDelta;
-        uint256 feeTokens = 0;
-        if (left >= 0) {
-            // The fee comes only out of remaining equity, in whole token units (rounded down).
-            // Rounded down to a whole token unit on purpose (DESIGN §4), then scaled back.
-            // slither-disable-next-line divide-before-multiply
-            feeTokens = FixedPointMath.min(feeRaw.toInt256(), left).toUint256() / SCALE;
-            r.insuranceFee = feeTokens * SCALE;
-            accountDelta = realizedTotal - r.keeperReward.toInt256();
-        } else {
-            // Bankrupt: the deficit goes down the waterfall and the account ends at exactly zero.
-            r.deficit = uint256(-left);
-            r.covered = INSURANCE_FUND.cover(r.deficit.ceilDiv(SCALE)) * SCALE;
-            accountDelta = -margin;
-            if (r.covered != 0) emit BadDebtCovered(account, r.covered);
-            if (r.deficit > r.covered) {
-                r.socialized = r.deficit - r.covered;
-                _socialize(closing, r.socialized);
+        // 2. Keeper reward K, insurance fee F_if out of what is left, or the deficit D.
+        LiquidationMath.Split memory s = LiquidationMath.split(closing, v.margin, v.equity, SCALE);
+        uint256 covered = 0;
+        uint256 socialized = 0;
+        if (s.deficit != 0) {
+            // 3. Bankrupt: the insurance fund covers what it can, in whole token units ...
+            covered = INSURANCE_FUND.cover(s.deficit.toTokensUp(SCALE)).toWad(SCALE);
+            if (covered != 0) emit BadDebtCovered(account, covered);
+            // 4. ... and the winners of the markets the account lost in absorb the rest.
+            if (s.deficit > covered) {
+                socialized = s.deficit - covered;
+                _socialize(closing, socialized);
             }
         }
 
-        int256 liquidatorDelta = _handOver(account, msg.sender, closing) + r.keeperReward.toInt256();
-        // One ledger call for both: the account's result and fee, the liquidator's realized PnL
-        // and keeper reward. The account's new margin is not needed (it is checked by nobody).
+        // 5. The liquidator takes every position over at the oracle price and is paid K. One
+        //    ledger call books both accounts (the account's new margin is checked by nobody).
+        int256 liquidatorDelta = _handOver(account, msg.sender, closing) + s.keeperReward.toInt256();
         // slither-disable-next-line unused-return
         (, int256 liquidatorMargin) =
-            VAULT.adjustMargins(account, accountDelta, feeTokens, msg.sender, liquidatorDelta, 0);
+            VAULT.adjustMargins(account, s.accountDelta, s.feeTokens, msg.sender, liquidatorDelta, 0);
         _checkMargin(msg.sender, liquidatorMargin, NOT_REDUCING, prices);
         emit Liquidated(
-            account, msg.sender, r.notional, r.keeperReward, r.insuranceFee, r.deficit, r.covered, r.socialized
+            account, msg.sender, s.notional, s.keeperReward, s.insuranceFee, s.deficit, covered, socialized
         );
     }
 
@@ -275,27 +210,15 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
         _settle(account);
         // No position: the whole margin is free, with no oracle read, whatever is paused.
         if (_marketLists[account].length() == 0) return VAULT.marginOf(account);
-        return _freeCollateral(_value(account, _priceCache()));
+        return PositionMath.freeCollateral(_value(account, _priceCache()));
     }
 
     // --- views ---------------------------------------------------------------------------------
 
     /// @inheritdoc IMarginEngine
     function hashOrder(Order calldata order) public view returns (bytes32) {
-        return _hashTypedDataV4(
-            keccak256(
-                abi.encode(
-                    ORDER_TYPEHASH,
-                    order.account,
-                    order.marketId,
-                    order.isBuy,
-                    order.size,
-                    order.limitPrice,
-                    order.nonce,
-                    order.expiry
-                )
-            )
-        );
+        // `Order` has only static fields: its ABI encoding is the EIP-712 encoding of its fields.
+        return _hashTypedDataV4(keccak256(abi.encode(ORDER_TYPEHASH, order)));
     }
 
     /// @inheritdoc IMarginEngine
@@ -305,20 +228,7 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
 
     /// @inheritdoc IMarginEngine
     function marketParams(uint256 marketId) external view returns (MarketParams memory p) {
-        Market storage m = _market(marketId);
-        IOracleAdapter.FeedConfig memory feed = ORACLE.feedOf(marketId);
-        p = MarketParams({
-            feed: feed.feed,
-            heartbeat: feed.heartbeat,
-            imRatio: m.imRatio,
-            mmRatio: m.mmRatio,
-            keeperRewardRatio: m.keeperRewardRatio,
-            insuranceFeeRatio: m.insuranceFeeRatio,
-            priceBandRatio: m.priceBandRatio,
-            makerFeeRatio: m.makerFeeRatio,
-            takerFeeRatio: m.takerFeeRatio,
-            openInterestCap: m.openInterestCap
-        });
+        p = MarketParamsLib.load(_market(marketId), ORACLE.feedOf(marketId));
     }
 
     /// @inheritdoc IMarginEngine
@@ -344,18 +254,15 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
 
     /// @inheritdoc IMarginEngine
     function marketsOf(address account) external view returns (uint256[] memory ids) {
-        uint256 list = _marketLists[account];
-        ids = new uint256[](list.length());
-        for (uint256 i; i < ids.length; ++i) {
-            ids[i] = list.at(i);
-        }
+        ids = _marketLists[account].toArray();
     }
 
     /// @inheritdoc IMarginEngine
     function pendingLossOf(address account) external view returns (uint256 pending) {
         uint256 list = _marketLists[account];
         for (uint256 i; i < list.length(); ++i) {
-            pending += _pendingLoss(_positions[account][list.at(i)], list.at(i));
+            uint256 marketId = list.at(i);
+            pending += SocializedLoss.pendingOf(_positions[account][marketId], _markets[marketId].lossIndex);
         }
     }
 
@@ -376,7 +283,7 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
 
     /// @inheritdoc IMarginEngine
     function freeCollateralOf(address account) external view returns (int256) {
-        return _freeCollateral(_value(account, _priceCache()));
+        return PositionMath.freeCollateral(_value(account, _priceCache()));
     }
 
     /// @inheritdoc IMarginEngine
@@ -385,21 +292,14 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
         uint256[] memory prices = _priceCache(); // one oracle read per market for the whole batch
         for (uint256 i; i < accounts.length; ++i) {
             Valuation memory v = _value(accounts[i], prices);
-            out[i] = Health({
-                margin: v.margin,
-                pendingLoss: v.pending,
-                equity: v.equity,
-                initialMargin: v.imr,
-                maintenanceMargin: v.mmr,
-                hasPositions: _marketLists[accounts[i]].length() != 0
-            });
+            out[i] = Health(v.margin, v.pending, v.equity, v.imr, v.mmr, _marketLists[accounts[i]].length() != 0);
         }
     }
 
     /// @inheritdoc IMarginEngine
     function lossIndexOf(uint256 marketId) external view returns (uint256, uint256) {
         Market storage m = _market(marketId);
-        return (m.lossIndex[LONG], m.lossIndex[SHORT]);
+        return (m.lossIndex[SocializedLoss.LONG], m.lossIndex[SocializedLoss.SHORT]);
     }
 
     /// @inheritdoc IMarginEngine
@@ -411,85 +311,32 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
 
     // --- internal: liquidation -----------------------------------------------------------------
 
-    /// @dev Values every position of `account` at the oracle and checks `E < MMR` (strict).
-    ///      Also returns the account's margin (read once, used by the waterfall).
-    function _closeAtOracle(address account, uint256[] memory prices)
-        internal
-        view
-        returns (Closing[] memory closing, int256 realizedTotal, int256 margin)
-    {
-        uint256 list = _marketLists[account];
-        closing = new Closing[](list.length());
-        uint256 mmr = 0;
+    /// @dev Charges `loss` to the winners: each market's share (`LiquidationMath.lossShares`) is
+    ///      charged to its opposite side through the loss index (`SocializedLoss.charge`). Open
+    ///      interest is read before the takeover, so it includes every counterparty and is not 0.
+    function _socialize(LiquidationMath.Closing[] memory closing, uint256 loss) internal {
+        uint256[] memory shares = LiquidationMath.lossShares(closing, loss);
         for (uint256 i; i < closing.length; ++i) {
-            uint256 marketId = list.at(i);
-            Position storage p = _positions[account][marketId];
-            uint256 price = _priceOf(prices, marketId);
-            int256 size = p.size;
-            uint256 notional = size.abs().mulWadUp(price);
-            // Closing at fair value realizes exactly the unrealized PnL of the equity formula.
-            int256 realized = size.mulWadFloor(price) - p.openNotional;
-            closing[i] = Closing(marketId, size, price, realized, notional);
-            realizedTotal += realized;
-            mmr += notional.mulWadUp(_markets[marketId].mmRatio);
-        }
-        // The account was just settled, so its equity is margin plus unrealized PnL.
-        margin = VAULT.marginOf(account);
-        int256 equity = margin + realizedTotal;
-        if (closing.length == 0 || equity >= mmr.toInt256()) revert NotLiquidatable(account, equity, mmr);
-    }
-
-    /// @dev Charges `loss` to the winners: split over the markets the account lost in by realized
-    ///      loss (or over all its markets by notional if it lost in none), each share charged to
-    ///      the opposite side through the loss index (see `SocializedLoss`). Open interest is read
-    ///      before the takeover, so it includes every counterparty and is never zero.
-    function _socialize(Closing[] memory closing, uint256 loss) internal {
-        uint256 totalWeight = 0;
-        uint256 last = 0;
-        bool byLoss = false;
-        for (uint256 i; i < closing.length; ++i) {
-            if (closing[i].realized < 0) {
-                byLoss = true;
-                totalWeight += uint256(-closing[i].realized);
-                last = i;
-            }
-        }
-        if (!byLoss) {
-            for (uint256 i; i < closing.length; ++i) {
-                totalWeight += closing[i].notional;
-            }
-            last = closing.length - 1;
-        }
-        uint256 remaining = loss;
-        for (uint256 i; i <= last; ++i) {
-            uint256 weight = byLoss
-                ? (closing[i].realized < 0 ? uint256(-closing[i].realized) : 0)
-                : closing[i].notional;
-            if (weight == 0) continue;
-            // The last weighted market takes the rounding remainder, so the shares sum to `loss`.
-            uint256 share = i == last ? remaining : loss * weight / totalWeight;
-            remaining -= share;
+            uint256 share = shares[i];
             if (share == 0) continue;
             Market storage m = _markets[closing[i].marketId];
-            uint256 side = closing[i].size > 0 ? SHORT : LONG;
-            uint256 delta = SocializedLoss.indexDelta(share, m.openInterest);
-            m.lossIndex[side] += delta;
-            unsettledLoss += share.toInt256();
+            (uint256 side, uint256 delta) = SocializedLoss.charge(m.lossIndex, closing[i].size, share, m.openInterest);
             emit LossSocialized(closing[i].marketId, side, share, delta);
         }
+        unsettledLoss += loss.toInt256(); // the shares sum to exactly `loss`
     }
 
     /// @dev Moves every closed position of `account` to `liquidator` at its oracle price; returns
     ///      the PnL the liquidator realizes (if it held opposite positions), for the caller to book.
     // slither-disable-next-line reentrancy-no-eth
-    function _handOver(address account, address liquidator, Closing[] memory closing)
+    function _handOver(address account, address liquidator, LiquidationMath.Closing[] memory closing)
         internal
         returns (int256 liquidatorRealized)
     {
         _settle(liquidator);
         int256 realized;
         for (uint256 i; i < closing.length; ++i) {
-            Closing memory c = closing[i];
+            LiquidationMath.Closing memory c = closing[i];
             Market storage m = _markets[c.marketId];
             Position storage p = _positions[account][c.marketId];
             uint256 oi = m.openInterest - (c.size > 0 ? uint256(c.size) : 0);
@@ -497,7 +344,7 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
             p.size = 0;
             p.openNotional = 0;
             emit PositionChanged(account, c.marketId, 0, 0, c.realized);
-            (oi, realized) = _applyFill(liquidator, c.marketId, c.size, c.price, oi);
+            (oi, realized) = _applyFill(liquidator, c.marketId, m, c.size, c.price, oi);
             m.openInterest = uint128(oi);
             liquidatorRealized += realized;
         }
@@ -518,9 +365,9 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
         int256 takerBuffer = _bufferIfReducing(f.taker, f.marketId, -makerDelta, prices);
 
         uint256 oiBefore = m.openInterest;
-        (uint256 oi, int256 makerRealized) = _applyFill(f.maker, f.marketId, makerDelta, f.price, oiBefore);
+        (uint256 oi, int256 makerRealized) = _applyFill(f.maker, f.marketId, m, makerDelta, f.price, oiBefore);
         int256 takerRealized;
-        (oi, takerRealized) = _applyFill(f.taker, f.marketId, -makerDelta, f.price, oi);
+        (oi, takerRealized) = _applyFill(f.taker, f.marketId, m, -makerDelta, f.price, oi);
         if (oi > oiBefore && oi > m.openInterestCap) revert OpenInterestCapExceeded(f.marketId, oi, m.openInterestCap);
         m.openInterest = uint128(oi); // oi ≤ Σ |size| < 2^128 by the size bound on positions
 
@@ -537,8 +384,8 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
         returns (int256 makerMargin, int256 takerMargin)
     {
         uint256 notional = f.size.mulWadUp(f.price);
-        uint256 makerFee = notional.mulWadUp(m.makerFeeRatio).ceilDiv(SCALE);
-        uint256 takerFee = notional.mulWadUp(m.takerFeeRatio).ceilDiv(SCALE);
+        uint256 makerFee = notional.mulWadUp(m.makerFeeRatio).toTokensUp(SCALE);
+        uint256 takerFee = notional.mulWadUp(m.takerFeeRatio).toTokensUp(SCALE);
         (makerMargin, takerMargin) =
             VAULT.adjustMargins(f.maker, makerRealized, makerFee, f.taker, takerRealized, takerFee);
         emit Trade(
@@ -559,13 +406,9 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
         if (globalPaused || m.paused) revert TradingPaused(marketId);
         if (maker.isBuy == taker.isBuy) revert SameSide();
         if (maker.account == taker.account) revert SelfTrade(maker.account);
-        if (fillSize > MAX_VALUE) revert ValueOutOfRange(fillSize);
-        f.marketId = marketId;
-        f.maker = maker.account;
-        f.taker = taker.account;
-        f.makerIsBuy = maker.isBuy;
-        f.size = fillSize;
-        f.price = maker.limitPrice;
+        if (fillSize > PositionMath.MAX_VALUE) revert ValueOutOfRange(fillSize);
+        (f.marketId, f.maker, f.taker) = (marketId, maker.account, taker.account);
+        (f.makerIsBuy, f.size, f.price) = (maker.isBuy, fillSize, maker.limitPrice);
     }
 
     /// @dev The taker accepts the maker's price, and the price is within the band around a fresh
@@ -576,7 +419,7 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
     {
         uint256 price = f.price;
         if (takerIsBuy ? takerLimit < price : takerLimit > price) revert PriceIncompatible(price, takerLimit);
-        if (price > MAX_VALUE) revert ValueOutOfRange(price);
+        if (price > PositionMath.MAX_VALUE) revert ValueOutOfRange(price);
         uint256 oraclePrice = _priceOf(prices, f.marketId);
         uint256 band = oraclePrice.mulWadDown(m.priceBandRatio);
         if (price > oraclePrice + band || price + band < oraclePrice) {
@@ -604,46 +447,22 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
 
     // --- internal: positions -------------------------------------------------------------------
 
-    /// @dev Applies a fill of signed `delta` at `price` to `account`'s position in `marketId`
-    ///      (docs/margin-math.md §"A fill"), maintains the account's market list and returns the
-    ///      market's open interest updated from `oi` and the PnL realized (for the caller to book
-    ///      into the margin). Reverts `ValueOutOfRange` if the new size or open notional leaves
-    ///      the ±(2^127 − 1) range of position storage.
-    function _applyFill(address account, uint256 marketId, int256 delta, uint256 price, uint256 oi)
+    /// @dev Applies a fill of signed `delta` at `price` to `account`'s position in market `marketId`
+    ///      = `m` (`PositionMath.fill`), keeps its market list and loss snapshot, and returns the
+    ///      open interest updated from `oi` and the PnL realized (for the caller to book).
+    function _applyFill(address account, uint256 marketId, Market storage m, int256 delta, uint256 price, uint256 oi)
         internal
         returns (uint256, int256 realized)
     {
         Position storage p = _positions[account][marketId];
         int256 s = p.size;
         int256 n = p.openNotional;
-        int256 newSize = s + delta;
+        int256 newSize;
         int256 newNotional;
-        if (s == 0 || (s > 0) == (delta > 0)) {
-            newNotional = n + delta.mulWadCeil(price);
-        } else if (delta.abs() < s.abs()) {
-            int256 closedBasis = n.mulDivCeil(delta.abs(), s.abs());
-            realized = -delta.mulWadCeil(price) - closedBasis;
-            newNotional = n - closedBasis;
-        } else {
-            // Close the whole position; a flip then opens the remainder from zero.
-            realized = -(-s).mulWadCeil(price) - n;
-            newNotional = newSize == 0 ? int256(0) : newSize.mulWadCeil(price);
-        }
-        if (newSize.abs() > MAX_VALUE) revert ValueOutOfRange(newSize.abs());
-        if (newNotional.abs() > MAX_VALUE) revert ValueOutOfRange(newNotional.abs());
-
-        uint256 list = _marketLists[account];
-        if (s == 0) {
-            if (list.length() >= MAX_MARKETS_PER_ACCOUNT) revert TooManyMarkets(account);
-            _marketLists[account] = list.push(marketId);
-        } else if (newSize == 0) {
-            _marketLists[account] = list.remove(marketId);
-        }
-        // A position that opens or flips joins its new side at the side's current loss index.
-        if (newSize != 0 && (s == 0 || (s > 0) != (newSize > 0))) {
-            p.lossSnapshot = _markets[marketId].lossIndex[newSize > 0 ? LONG : SHORT];
-        }
-        // Both are within ±(2^127 − 1) (checked above): the casts are exact.
+        (newSize, newNotional, realized) = PositionMath.fill(s, n, delta, price);
+        if (s == 0 || newSize == 0) _trackMarket(account, marketId, s == 0);
+        SocializedLoss.join(p, m.lossIndex, s, newSize);
+        // Both are within ±(2^127 − 1) (checked by `fill`): the casts are exact.
         p.size = int128(newSize);
         p.openNotional = int128(newNotional);
         netOpenNotional += newNotional - n;
@@ -655,18 +474,20 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
         return (oi + longAfter - longBefore, realized);
     }
 
+    /// @dev Adds `marketId` to `account`'s market list when a position `opened`, else removes it.
+    function _trackMarket(address account, uint256 marketId, bool opened) internal {
+        uint256 list = _marketLists[account];
+        if (opened && list.length() >= MAX_MARKETS_PER_ACCOUNT) revert TooManyMarkets(account);
+        _marketLists[account] = opened ? list.push(marketId) : list.remove(marketId);
+    }
+
     /// @dev Settles `account`'s pending socialized loss into its margin and moves its snapshots.
     function _settle(address account) internal {
         uint256 list = _marketLists[account];
         uint256 total = 0;
         for (uint256 i; i < list.length(); ++i) {
             uint256 marketId = list.at(i);
-            Position storage p = _positions[account][marketId];
-            uint256 index = _markets[marketId].lossIndex[p.size > 0 ? LONG : SHORT];
-            if (index != p.lossSnapshot) {
-                total += SocializedLoss.pending(int256(p.size).abs(), index, p.lossSnapshot);
-                p.lossSnapshot = index;
-            }
+            total += SocializedLoss.settle(_positions[account][marketId], _markets[marketId].lossIndex);
         }
         if (total != 0) {
             int256 amount = total.toInt256();
@@ -676,27 +497,27 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
         }
     }
 
-    /// @dev Pending loss of one position: `|size| · (L[side] − snapshot)`, rounded up.
-    function _pendingLoss(Position storage p, uint256 marketId) internal view returns (uint256) {
-        uint256 index = _markets[marketId].lossIndex[p.size > 0 ? LONG : SHORT];
-        return SocializedLoss.pending(int256(p.size).abs(), index, p.lossSnapshot);
-    }
-
     // --- internal: margin ----------------------------------------------------------------------
 
     /// @dev Values `account` at oracle prices. Reads no oracle when it holds no position.
     function _value(address account, uint256[] memory prices) internal view returns (Valuation memory) {
-        return _valueWith(account, VAULT.marginOf(account), prices);
+        // slither-disable-next-line uninitialized-local
+        LiquidationMath.Closing[] memory none; // empty and never allocated: nothing to record
+        return _valueWith(account, VAULT.marginOf(account), prices, none);
     }
 
-    /// @dev `_value` with the account's current margin already known.
-    function _valueWith(address account, int256 margin, uint256[] memory prices)
-        internal
-        view
-        returns (Valuation memory v)
-    {
+    /// @dev The one valuation loop: `account` with margin `margin` at oracle prices, each position
+    ///      valued by `PositionMath.value`. A non-empty `closing` (one slot per position: a
+    ///      liquidation, right after `_settle`, so nothing is pending and no loss index is read)
+    ///      is filled with every position for the waterfall.
+    function _valueWith(
+        address account,
+        int256 margin,
+        uint256[] memory prices,
+        LiquidationMath.Closing[] memory closing
+    ) internal view returns (Valuation memory v) {
         v.margin = margin;
-        int256 unrealized = 0;
+        v.equity = margin; // plus each unrealized PnL, minus the pending loss at the end
         uint256 list = _marketLists[account];
         for (uint256 i; i < list.length(); ++i) {
             uint256 marketId = list.at(i);
@@ -704,13 +525,20 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
             Position storage p = _positions[account][marketId];
             uint256 price = _priceOf(prices, marketId);
             int256 size = p.size;
-            unrealized += size.mulWadFloor(price) - p.openNotional;
-            uint256 notional = size.abs().mulWadUp(price);
-            v.imr += notional.mulWadUp(m.imRatio);
-            v.mmr += notional.mulWadUp(m.mmRatio);
-            v.pending += _pendingLoss(p, marketId);
+            (int256 u, uint256 notional, uint256 imr, uint256 mmr) =
+                PositionMath.value(size, p.openNotional, price, m.imRatio, m.mmRatio);
+            v.equity += u;
+            v.imr += imr;
+            v.mmr += mmr;
+            if (closing.length == 0) {
+                v.pending += SocializedLoss.pendingOf(p, m.lossIndex);
+            } else {
+                LiquidationMath.Closing memory c = closing[i];
+                (c.marketId, c.size, c.price, c.realized, c.notional) = (marketId, size, price, u, notional);
+                (c.keeperRewardRatio, c.insuranceFeeRatio) = (m.keeperRewardRatio, m.insuranceFeeRatio);
+            }
         }
-        v.equity = v.margin - v.pending.toInt256() + unrealized;
+        v.equity -= v.pending.toInt256();
     }
 
     /// @dev A fresh per-call price cache: one slot per listed market, 0 until read.
@@ -726,11 +554,6 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
             price = ORACLE.priceOf(marketId);
             prices[marketId] = price;
         }
-    }
-
-    /// @dev `F = min(margin − pending, E) − IMR`.
-    function _freeCollateral(Valuation memory v) internal pure returns (int256) {
-        return FixedPointMath.min(v.margin - v.pending.toInt256(), v.equity) - v.imr.toInt256();
     }
 
     /// @dev If a fill of `delta` only reduces `account`'s position in `marketId` (smaller, not
@@ -749,11 +572,10 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
 
     /// @dev After a fill: `E ≥ IMR`, or for a reducing party (`bufferBefore != NOT_REDUCING`)
     ///      `E ≥ MMR` and its buffer not lower. `margin` is the account's margin after the fill.
-    function _checkMargin(address account, int256 margin, int256 bufferBefore, uint256[] memory prices)
-        internal
-        view
-    {
-        Valuation memory v = _valueWith(account, margin, prices);
+    function _checkMargin(address account, int256 margin, int256 bufferBefore, uint256[] memory prices) internal view {
+        // slither-disable-next-line uninitialized-local
+        LiquidationMath.Closing[] memory none; // empty and never allocated: nothing to record
+        Valuation memory v = _valueWith(account, margin, prices, none);
         if (v.equity >= v.imr.toInt256()) return;
         if (bufferBefore != NOT_REDUCING) {
             int256 buffer = v.equity - v.mmr.toInt256();
@@ -769,34 +591,10 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
         return _markets[marketId];
     }
 
-    /// @dev Checks the hard bounds and stores `params` (DESIGN §10); registers the feed.
+    /// @dev Checks the hard bounds (`MarketParamsLib.validate`) and stores `params`; registers the feed.
     function _setParams(uint256 marketId, MarketParams calldata params) internal {
-        uint256 mm = params.mmRatio;
-        if (mm == 0) revert InvalidMarketParam("mmRatio", mm);
-        if (params.imRatio <= mm || params.imRatio > WAD) revert InvalidMarketParam("imRatio", params.imRatio);
-        if (params.keeperRewardRatio >= mm) revert InvalidMarketParam("keeperRewardRatio", params.keeperRewardRatio);
-        if (params.insuranceFeeRatio >= mm) revert InvalidMarketParam("insuranceFeeRatio", params.insuranceFeeRatio);
-        if (params.makerFeeRatio >= mm) revert InvalidMarketParam("makerFeeRatio", params.makerFeeRatio);
-        if (params.takerFeeRatio >= mm) revert InvalidMarketParam("takerFeeRatio", params.takerFeeRatio);
-        if (params.priceBandRatio == 0 || params.priceBandRatio >= WAD) {
-            revert InvalidMarketParam("priceBandRatio", params.priceBandRatio);
-        }
-        if (params.heartbeat == 0) revert InvalidMarketParam("heartbeat", 0);
-        if (params.openInterestCap == 0 || params.openInterestCap > MAX_VALUE) {
-            revert InvalidMarketParam("openInterestCap", params.openInterestCap);
-        }
-        if (address(params.feed) == address(0)) revert InvalidMarketParam("feed", 0);
-
-        Market storage m = _markets[marketId];
-        // Every ratio is < 1e18 < 2^64 after the checks above, so the casts are exact.
-        m.imRatio = uint64(params.imRatio);
-        m.mmRatio = uint64(mm);
-        m.keeperRewardRatio = uint64(params.keeperRewardRatio);
-        m.insuranceFeeRatio = uint64(params.insuranceFeeRatio);
-        m.priceBandRatio = uint64(params.priceBandRatio);
-        m.makerFeeRatio = uint64(params.makerFeeRatio);
-        m.takerFeeRatio = uint64(params.takerFeeRatio);
-        m.openInterestCap = uint128(params.openInterestCap);
+        MarketParamsLib.validate(params);
+        MarketParamsLib.store(_markets[marketId], params);
         ORACLE.setFeed(marketId, params.feed, params.heartbeat);
     }
 }

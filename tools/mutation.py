@@ -44,7 +44,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "socialization-index-rounded-down",
         "ΔL = R·1e18 / OI rounded down instead of up: winners are charged less than the loss",
         "contracts/libraries/SocializedLoss.sol",
-        "return (loss * FixedPointMath.WAD).ceilDiv(openInterest);",
+        "return (loss * FixedPointMath.WAD).divUp(openInterest);",
         "return loss * FixedPointMath.WAD / openInterest;",
     ),
     Mutant(
@@ -57,9 +57,9 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "insurance-fee-from-negative-equity",
         "the liquidation fee is not capped by the equity left after the keeper reward",
-        "contracts/MarginEngine.sol",
-        "feeTokens = FixedPointMath.min(feeRaw.toInt256(), left).toUint256() / SCALE;",
-        "feeTokens = feeRaw / SCALE;",
+        "contracts/libraries/LiquidationMath.sol",
+        "s.feeTokens = FixedPointMath.min(feeRaw.toInt256(), left).toUint256().toTokensDown(scale);",
+        "s.feeTokens = feeRaw.toTokensDown(scale);",
     ),
     Mutant(
         "cooldown-ignored",
@@ -71,7 +71,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "open-notional-not-reduced-on-partial-close",
         "a partial close realizes PnL but leaves the cost basis unchanged",
-        "contracts/MarginEngine.sol",
+        "contracts/libraries/PositionMath.sol",
         "newNotional = n - closedBasis;",
         "newNotional = n;",
     ),
@@ -79,7 +79,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "keeper-reward-not-paid",
         "the liquidator never receives the keeper reward taken from the account",
         "contracts/MarginEngine.sol",
-        "int256 liquidatorDelta = _handOver(account, msg.sender, closing) + r.keeperReward.toInt256();",
+        "int256 liquidatorDelta = _handOver(account, msg.sender, closing) + s.keeperReward.toInt256();",
         "int256 liquidatorDelta = _handOver(account, msg.sender, closing);",
     ),
     Mutant(
@@ -92,9 +92,9 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "loss-charged-to-losing-side",
         "socialized loss is charged to the bankrupt account's own side instead of the winners",
-        "contracts/MarginEngine.sol",
-        "uint256 side = closing[i].size > 0 ? SHORT : LONG;",
-        "uint256 side = closing[i].size > 0 ? LONG : SHORT;",
+        "contracts/libraries/SocializedLoss.sol",
+        "side = size > 0 ? SHORT : LONG;",
+        "side = size > 0 ? LONG : SHORT;",
     ),
 )
 

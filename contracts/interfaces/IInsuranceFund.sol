@@ -3,7 +3,7 @@ pragma solidity 0.8.28;
 
 /// @title IInsuranceFund
 /// @notice ERC-4626 vault over the collateral token that absorbs bad debt before it is socialized
-///         (DESIGN §6). Income: trading fees and liquidation insurance fees, paid in as tokens, so
+///         (docs/design.md §6). Income: trading fees and liquidation insurance fees, paid in as tokens, so
 ///         they raise the share price. Exits go through a cooldown so that no staker can see a
 ///         loss coming and leave ahead of it.
 /// @dev Share math is OpenZeppelin's ERC-4626 with a decimals offset of 6 (virtual shares and one

@@ -6,7 +6,7 @@ import {IMarginAuthority} from "./IMarginAuthority.sol";
 
 /// @title IMarginEngine
 /// @notice Markets, positions, EIP-712 signed-order trading and cross-margin requirements
-///         (DESIGN §2, §3). The exact integer rules are in `docs/margin-math.md`.
+///         (docs/design.md §2, §3). The exact integer rules are in `docs/margin-math.md`.
 /// @dev Units: money and prices in WAD (1e18 = one token / one quote per base unit), sizes in
 ///      signed WAD base units (long > 0), ratios in WAD. Every rounding goes against the account.
 ///
@@ -152,7 +152,7 @@ interface IMarginEngine is IMarginAuthority {
     event MinNonceRaised(address indexed account, uint256 minNonce);
     /// @notice `amount` of pending socialized loss was settled into `account`'s margin.
     event LossSettled(address indexed account, uint256 amount);
-    /// @notice `liquidator` took over every position of `account` (DESIGN §4). WAD amounts:
+    /// @notice `liquidator` took over every position of `account` (docs/design.md §4). WAD amounts:
     ///         `notional` liquidated, `keeperReward` paid to the liquidator, `insuranceFee` paid to
     ///         the fund, `deficit` left after both, `covered` by the fund, `socialized` to winners.
     event Liquidated(
@@ -275,7 +275,7 @@ interface IMarginEngine is IMarginAuthority {
     ///         round up, so it can dip below zero by rounding).
     function unsettledLoss() external view returns (int256);
 
-    /// @notice The solvency identity (DESIGN §9) in O(1): `vaultAssets` is the vault's token balance
+    /// @notice The solvency identity (docs/design.md §9) in O(1): `vaultAssets` is the vault's token balance
     ///         in WAD, `liabilities = Σ margin − Σ openNotional − unsettledLoss`, and
     ///         `dust = vaultAssets − liabilities`, never negative.
     function solvency() external view returns (uint256 vaultAssets, int256 liabilities, int256 dust);

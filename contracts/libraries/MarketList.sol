@@ -41,12 +41,11 @@ library MarketList {
         return out | k;
     }
 
-    /// @dev Whether `id` is in the list.
-    function contains(uint256 packed, uint256 id) internal pure returns (bool) {
-        uint256 n = packed & 0xff;
-        for (uint256 i; i < n; ++i) {
-            if (at(packed, i) == id) return true;
+    /// @dev The entries in order, as an array.
+    function toArray(uint256 packed) internal pure returns (uint256[] memory ids) {
+        ids = new uint256[](length(packed));
+        for (uint256 i; i < ids.length; ++i) {
+            ids[i] = at(packed, i);
         }
-        return false;
     }
 }

@@ -5,7 +5,7 @@ import {AggregatorV3Interface} from "../interfaces/AggregatorV3Interface.sol";
 import {IOracleAdapter} from "../interfaces/IOracleAdapter.sol";
 
 /// @title OracleLib
-/// @notice Validation and WAD normalization of Chainlink answers (DESIGN §8).
+/// @notice Validation and WAD normalization of Chainlink answers (docs/design.md §8).
 /// @dev Fails closed: every check that does not hold reverts with an `IOracleAdapter` error naming
 ///      the market. There is deliberately no try/catch fallback, so an out-of-gas call inside the
 ///      feed can never be mistaken for a defined oracle failure and mapped to a default price.

@@ -20,7 +20,7 @@ interface IMarginEngineWiring {
 /// @title IBackstopLens
 /// @notice Read-only snapshot of a whole Backstop suite in one call: every account's ledger,
 ///         positions and health, every market's open interest and loss indices, the insurance
-///         fund and the solvency identity (DESIGN §9). For indexers, risk dashboards, keepers that
+///         fund and the solvency identity (docs/design.md §9). For indexers, risk dashboards, keepers that
 ///         want one round trip per block, and the differential fuzz suite (`tests/fuzz/`).
 /// @dev View-only, holds no funds and has no privileges: it only calls the suite's own views.
 ///      Units are the suite's: money and prices in WAD, sizes in signed WAD base units, token and
