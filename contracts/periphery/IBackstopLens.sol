@@ -155,7 +155,9 @@ interface IBackstopLens {
     ///           maintenanceMargin, freeCollateral, fundShares, requestShares, requestAssets,
     ///           requestedAt, walletTokens, minNonce, k`, then the `k` market ids it holds, then
     ///           `marketCount` sizes and `marketCount` open notionals.
-    ///         Booleans are 0 or 1; unsigned values are below 2^255.
+    ///         Booleans are 0 or 1; unsigned values are below 2^255. The fuzz suite decodes and
+    ///         predicts this layout with the named tuples of `tests/fuzz/lens.py`, and
+    ///         `tests/fuzz/test_harness_tables.py` checks those tuples against this list.
     function snapshotWords(address[] calldata accountList, uint256 parts)
         external
         view

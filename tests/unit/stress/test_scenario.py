@@ -57,7 +57,7 @@ def error_of(steps: str, header: str = HEADER) -> str:
     return str(info.value)
 
 
-# --- the SCENARIOS.md example parses into typed steps --------------------------------------------------------
+# --- the docs/scenario-format.md example parses into typed steps --------------------------------------------------------
 
 EXAMPLE = """
 name: flash-crash
