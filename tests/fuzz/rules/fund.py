@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from tests.fuzz.core import MachineCore
 from tests.fuzz.dsl import R, action
 from tests.fuzz.invariants import INV_FUND_EXIT, INV_FUND_SHARES, expect
@@ -30,12 +32,17 @@ class FundRules(MachineCore):
             self.wallets[who] -= tokens
         self._step(need=PART_ACCOUNT_DETAIL)
 
-    def _staker(self, who: int) -> int:
-        """``who`` if it is an actor index; above that, an actor holding fund shares."""
+    def _actor_or_one_with(self, who: int, has: Callable[[str], object]) -> int:
+        """``who`` if it is an actor index; above that, an actor for which ``has`` is truthy
+        (any actor if none is)."""
         if who < N_ACTORS:
             return who
-        holders = [i for i, a in enumerate(self.addr) if self.model.fund_shares(a)]
-        return holders[who % len(holders)] if holders else who % N_ACTORS
+        chosen = [i for i, a in enumerate(self.addr) if has(a)]
+        return chosen[who % len(chosen)] if chosen else who % N_ACTORS
+
+    def _staker(self, who: int) -> int:
+        """``who`` if it is an actor index; above that, an actor holding fund shares."""
+        return self._actor_or_one_with(who, self.model.fund_shares)
 
     @action(weight=3, who=R(0, 2 * N_ACTORS - 1), pct=R(0, 120))
     def request_unstake(self, who: int, pct: int) -> None:
@@ -53,10 +60,7 @@ class FundRules(MachineCore):
 
     def _requester(self, who: int) -> int:
         """``who`` if it is an actor index; above that, an actor with a pending exit request."""
-        if who < N_ACTORS:
-            return who
-        pending = [i for i, a in enumerate(self.addr) if self.model.withdraw_request(a)]
-        return pending[who % len(pending)] if pending else who % N_ACTORS
+        return self._actor_or_one_with(who, self.model.withdraw_request)
 
     @action(weight=3, who=R(0, 2 * N_ACTORS - 1), pct=R(1, 120))
     def unstake(self, who: int, pct: int) -> None:
