@@ -15,10 +15,15 @@ from typing import Any
 
 import yaml
 
+from backstop.model.state import MAX_KEEPER_REWARD_CAP
 from backstop.units import to_units, to_wad
 
 #: A ``feed`` or ``collateral.token`` to deploy as a test double (local chains only).
 MOCK = "mock"
+#: The engine's default ``PARAMS_DELAY`` (docs/design.md §10): two days to see a change coming.
+DEFAULT_PARAMS_DELAY = 2 * 86_400
+#: ``MarginEngine.MIN_PARAMS_DELAY`` and ``MAX_PARAMS_DELAY``.
+PARAMS_DELAY_BOUNDS = (3_600, 30 * 86_400)
 
 
 class ConfigError(ValueError):
@@ -40,6 +45,7 @@ class MarketConfig:
     maker_fee_ratio: int
     taker_fee_ratio: int
     open_interest_cap: int  # WAD base units
+    keeper_reward_cap: int = MAX_KEEPER_REWARD_CAP  # WAD quote per liquidation; the maximum = no cap
     mock_price: int = 0  # WAD, initial answer of a mock feed
     mock_feed_decimals: int = 8
 
@@ -56,6 +62,7 @@ class MarketConfig:
             self.maker_fee_ratio,
             self.taker_fee_ratio,
             self.open_interest_cap,
+            self.keeper_reward_cap,
         )
 
 
@@ -72,7 +79,10 @@ class SuiteConfig:
     fund_per_event_cap_tokens: int = 0
     sequencer_feed: str | None = None
     sequencer_grace_period: int = 3_600
+    #: The engine's admin and guardian (``roles.admin``, ``roles.guardian``); ``None``: the deployer.
+    admin: str | None = None
     guardian: str | None = None
+    params_delay: int = DEFAULT_PARAMS_DELAY
 
     def digest(self) -> str:
         """A stable hash of the config, recorded in the manifest."""
@@ -90,6 +100,33 @@ def _ratio(raw: Any, name: str) -> int:
         raise ConfigError(f"{name}: {raw!r} is not a decimal ratio") from err
 
 
+def _reward_cap(raw: Any, market: str) -> int:
+    """``keeper_reward_cap`` in quote tokens (a decimal) as WAD; absent: the largest cap (none)."""
+    if raw is None:
+        return MAX_KEEPER_REWARD_CAP
+    try:
+        cap = to_wad(Decimal(str(raw)))
+    except (ArithmeticError, ValueError) as err:
+        raise ConfigError(f"market {market}: keeper_reward_cap: {raw!r} is not a decimal amount") from err
+    if not 0 < cap <= MAX_KEEPER_REWARD_CAP:
+        raise ConfigError(f"market {market}: keeper_reward_cap: must be > 0 and below 2^128 WAD, got {raw!r}")
+    return cap
+
+
+def _roles(raw: Any) -> dict[str, Any]:
+    roles = raw or {}
+    if not isinstance(roles, dict):
+        raise ConfigError("roles: must be a mapping with admin, guardian and params_delay")
+    unknown = set(roles) - {"admin", "guardian", "params_delay"}
+    if unknown:
+        raise ConfigError(f"roles: unknown keys {sorted(unknown)}")
+    delay = roles.get("params_delay", DEFAULT_PARAMS_DELAY)
+    low, high = PARAMS_DELAY_BOUNDS
+    if not isinstance(delay, int) or isinstance(delay, bool) or not low <= delay <= high:
+        raise ConfigError(f"roles.params_delay: seconds in [{low}, {high}] expected, got {delay!r}")
+    return {"admin": roles.get("admin"), "guardian": roles.get("guardian"), "params_delay": delay}
+
+
 def market_from_mapping(name: str, raw: dict[str, Any]) -> MarketConfig:
     """A market from the config's (or a scenario's) mapping of decimals."""
     known = {
@@ -105,6 +142,7 @@ def market_from_mapping(name: str, raw: dict[str, Any]) -> MarketConfig:
         "maker_fee",
         "taker_fee",
         "open_interest_cap",
+        "keeper_reward_cap",
     }
     unknown = set(raw) - known
     if unknown:
@@ -127,6 +165,7 @@ def market_from_mapping(name: str, raw: dict[str, Any]) -> MarketConfig:
         maker_fee_ratio=_ratio(raw.get("maker_fee", 0), f"{name}.maker_fee"),
         taker_fee_ratio=_ratio(raw.get("taker_fee", 0), f"{name}.taker_fee"),
         open_interest_cap=to_wad(Decimal(str(raw.get("open_interest_cap", 10**9)))),
+        keeper_reward_cap=_reward_cap(raw.get("keeper_reward_cap"), name),
         mock_price=to_wad(Decimal(str(raw["price"]))) if "price" in raw else 0,
         mock_feed_decimals=int(raw.get("feed_decimals", 8)),
     )
@@ -151,7 +190,7 @@ def config_from_mapping(raw: dict[str, Any]) -> SuiteConfig:
         fund_per_event_cap_tokens=to_units(insurance.get("per_event_cap", 0), decimals),
         sequencer_feed=oracle.get("sequencer_feed"),
         sequencer_grace_period=int(oracle.get("grace_period", 3_600)),
-        guardian=(raw.get("roles", {}) or {}).get("guardian"),
+        **_roles(raw.get("roles")),
     )
 
 

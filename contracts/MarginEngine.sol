@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
-import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
@@ -15,39 +14,37 @@ import {IOracleAdapter} from "./interfaces/IOracleAdapter.sol";
 import {FixedPointMath} from "./libraries/FixedPointMath.sol";
 import {LiquidationMath} from "./libraries/LiquidationMath.sol";
 import {MarketList} from "./libraries/MarketList.sol";
-import {Market, MarketParamsLib} from "./libraries/MarketParamsLib.sol";
+import {Market} from "./libraries/MarketParamsLib.sol";
 import {Position, PositionMath, Valuation} from "./libraries/PositionMath.sol";
 import {SocializedLoss} from "./libraries/SocializedLoss.sol";
+import {MarketGovernance} from "./MarketGovernance.sol";
 
 /// @title MarginEngine
-/// @notice Markets, positions, signed-order trading and cross-margin requirements. See
-///         `IMarginEngine`; the integer rules are in `docs/margin-math.md`.
+/// @notice Positions, signed-order trading, cross-margin requirements and the liquidation
+///         waterfall. See `IMarginEngine`; the integer rules are in `docs/margin-math.md`. Markets
+///         and their timelocked parameters are `MarketGovernance`'s.
 /// @dev The margin ledger lives in the `CollateralVault`; this contract moves it only through the
 ///      vault's engine-only `adjustMargin` (settled losses) and `adjustMargins` (realized PnL,
 ///      fees, keeper rewards: both parties of a trade or liquidation in one call).
 ///      Oracle prices are read at most once per market per call: every internal valuation takes a
 ///      `prices` cache (a memory array indexed by market id, 0 = not read yet; see `_priceOf`).
-contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTransient {
+contract MarginEngine is MarketGovernance, EIP712, ReentrancyGuardTransient {
     using FixedPointMath for uint256;
     using FixedPointMath for int256;
     using MarketList for uint256;
     using SafeCast for uint256;
     using SafeCast for int256;
 
-    bytes32 public constant GUARDIAN_ROLE = keccak256("GUARDIAN_ROLE");
     // The type string is hashed at compile time; its length costs nothing at run time.
     // solhint-disable-next-line gas-small-strings
     bytes32 public constant ORDER_TYPEHASH = keccak256(
         "Order(address account,uint256 marketId,bool isBuy,uint256 size,uint256 limitPrice,uint256 nonce,uint256 expiry)"
     );
     uint256 public constant MAX_MARKETS_PER_ACCOUNT = MarketList.MAX_ENTRIES;
-    /// @dev Market ids are stored in 16 bits in an account's market list.
-    uint256 internal constant MAX_MARKETS = type(uint16).max;
     /// @dev `_bufferIfReducing`'s answer for a fill that does not only reduce a position.
     int256 internal constant NOT_REDUCING = type(int256).min;
 
     ICollateralVault public immutable VAULT;
-    IOracleAdapter public immutable ORACLE;
     IInsuranceFund public immutable INSURANCE_FUND;
     /// @dev WAD per token unit of the collateral (copied from the vault).
     uint256 internal immutable SCALE;
@@ -64,9 +61,6 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
         bytes32 takerHash;
     }
 
-    Market[] internal _markets;
-    /// @notice Whether trading is paused in every market.
-    bool public globalPaused;
     mapping(address account => mapping(uint256 marketId => Position)) internal _positions;
     mapping(address account => uint256 packed) internal _marketLists;
     /// @inheritdoc IMarginEngine
@@ -80,48 +74,23 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
     int256 public unsettledLoss;
 
     /// @param vault The collateral vault (wired to this engine by its deployer).
-    /// @param oracle The oracle adapter; this engine needs its `ORACLE_ADMIN_ROLE` to add markets.
+    /// @param oracle The oracle adapter; this engine must be the only holder of its
+    ///        `ORACLE_ADMIN_ROLE`, so feeds change only through this engine's timelock.
     /// @param fund The insurance fund (wired to this engine and the vault by its deployer).
-    /// @param admin Receives the admin and guardian roles.
-    constructor(ICollateralVault vault, IOracleAdapter oracle, IInsuranceFund fund, address admin)
-        EIP712("Backstop", "1")
-    {
+    /// @param admin Receives the admin role (lists markets, schedules and executes changes).
+    /// @param guardian Receives the guardian role (pauses, lowers caps, cancels changes).
+    /// @param paramsDelay `PARAMS_DELAY`, seconds in `[MIN_PARAMS_DELAY, MAX_PARAMS_DELAY]`.
+    constructor(
+        ICollateralVault vault,
+        IOracleAdapter oracle,
+        IInsuranceFund fund,
+        address admin,
+        address guardian,
+        uint256 paramsDelay
+    ) MarketGovernance(oracle, admin, guardian, paramsDelay) EIP712("Backstop", "1") {
         VAULT = vault;
-        ORACLE = oracle;
         INSURANCE_FUND = fund;
         SCALE = vault.SCALE();
-        _grantRole(DEFAULT_ADMIN_ROLE, admin);
-        _grantRole(GUARDIAN_ROLE, admin);
-    }
-
-    // --- admin and guardian --------------------------------------------------------------------
-
-    /// @inheritdoc IMarginEngine
-    function addMarket(MarketParams calldata params) external onlyRole(DEFAULT_ADMIN_ROLE) returns (uint256 marketId) {
-        marketId = _markets.length;
-        if (marketId >= MAX_MARKETS) revert TooManyMarketsListed();
-        _markets.push();
-        _setParams(marketId, params);
-        emit MarketAdded(marketId, params);
-    }
-
-    /// @inheritdoc IMarginEngine
-    function updateMarket(uint256 marketId, MarketParams calldata params) external onlyRole(DEFAULT_ADMIN_ROLE) {
-        _market(marketId);
-        _setParams(marketId, params);
-        emit MarketUpdated(marketId, params);
-    }
-
-    /// @inheritdoc IMarginEngine
-    function setMarketPaused(uint256 marketId, bool paused) external onlyRole(GUARDIAN_ROLE) {
-        _market(marketId).paused = paused;
-        emit MarketPaused(marketId, paused);
-    }
-
-    /// @inheritdoc IMarginEngine
-    function setGlobalPaused(bool paused) external onlyRole(GUARDIAN_ROLE) {
-        globalPaused = paused;
-        emit GlobalPaused(paused);
     }
 
     // --- trading -------------------------------------------------------------------------------
@@ -227,23 +196,8 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
     }
 
     /// @inheritdoc IMarginEngine
-    function marketParams(uint256 marketId) external view returns (MarketParams memory p) {
-        p = MarketParamsLib.load(_market(marketId), ORACLE.feedOf(marketId));
-    }
-
-    /// @inheritdoc IMarginEngine
-    function marketCount() external view returns (uint256) {
-        return _markets.length;
-    }
-
-    /// @inheritdoc IMarginEngine
     function openInterestOf(uint256 marketId) external view returns (uint256) {
         return _market(marketId).openInterest;
-    }
-
-    /// @inheritdoc IMarginEngine
-    function isPaused(uint256 marketId) external view returns (bool) {
-        return globalPaused || _market(marketId).paused;
     }
 
     /// @inheritdoc IMarginEngine
@@ -536,6 +490,7 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
                 LiquidationMath.Closing memory c = closing[i];
                 (c.marketId, c.size, c.price, c.realized, c.notional) = (marketId, size, price, u, notional);
                 (c.keeperRewardRatio, c.insuranceFeeRatio) = (m.keeperRewardRatio, m.insuranceFeeRatio);
+                c.keeperRewardCap = m.keeperRewardCap;
             }
         }
         v.equity -= v.pending.toInt256();
@@ -584,17 +539,4 @@ contract MarginEngine is IMarginEngine, AccessControl, EIP712, ReentrancyGuardTr
         revert InsufficientMargin(account, v.equity, v.imr);
     }
 
-    // --- internal: markets ---------------------------------------------------------------------
-
-    function _market(uint256 marketId) internal view returns (Market storage) {
-        if (marketId >= _markets.length) revert UnknownMarket(marketId);
-        return _markets[marketId];
-    }
-
-    /// @dev Checks the hard bounds (`MarketParamsLib.validate`) and stores `params`; registers the feed.
-    function _setParams(uint256 marketId, MarketParams calldata params) internal {
-        MarketParamsLib.validate(params);
-        MarketParamsLib.store(_markets[marketId], params);
-        ORACLE.setFeed(marketId, params.feed, params.heartbeat);
-    }
 }

@@ -9,8 +9,10 @@ import {OracleLib} from "./libraries/OracleLib.sol";
 
 /// @title OracleAdapter
 /// @notice One Chainlink feed per market, validated and normalized to WAD. See `IOracleAdapter`.
-/// @dev `ORACLE_ADMIN_ROLE` registers feeds (granted to the margin engine, which registers a feed
-///      when a market is added); `DEFAULT_ADMIN_ROLE` manages roles and the sequencer feed.
+/// @dev `ORACLE_ADMIN_ROLE` registers feeds and sets the sequencer feed. After deployment its only
+///      holder is the margin engine, which registers a market's feed when the market is listed and
+///      changes feeds only through its timelock (docs/design.md §10); `DEFAULT_ADMIN_ROLE` (role
+///      management) is renounced by the deployer, so nobody can grant the role again.
 contract OracleAdapter is IOracleAdapter, AccessControl {
     bytes32 public constant ORACLE_ADMIN_ROLE = keccak256("ORACLE_ADMIN_ROLE");
 
@@ -43,7 +45,7 @@ contract OracleAdapter is IOracleAdapter, AccessControl {
     }
 
     /// @inheritdoc IOracleAdapter
-    function setSequencerFeed(AggregatorV3Interface feed, uint256 gracePeriod) external onlyRole(DEFAULT_ADMIN_ROLE) {
+    function setSequencerFeed(AggregatorV3Interface feed, uint256 gracePeriod) external onlyRole(ORACLE_ADMIN_ROLE) {
         if (gracePeriod > type(uint96).max) revert InvalidGracePeriod(gracePeriod);
         _sequencer = Sequencer(feed, uint96(gracePeriod));
         emit SequencerFeedSet(address(feed), gracePeriod);

@@ -96,6 +96,20 @@ MUTANTS: tuple[Mutant, ...] = (
         "side = size > 0 ? SHORT : LONG;",
         "side = size > 0 ? LONG : SHORT;",
     ),
+    Mutant(
+        "timelock-skipped",
+        "a scheduled market change can be executed at once, before PARAMS_DELAY has passed",
+        "contracts/libraries/UpdateTimelock.sol",
+        "        if (block.timestamp < eta) revert IMarginEngine.UpdateNotReady(target, eta, block.timestamp);\n",
+        "",
+    ),
+    Mutant(
+        "keeper-reward-cap-ignored",
+        "the keeper reward is Σ N·ratio with no absolute cap",
+        "contracts/libraries/LiquidationMath.sol",
+        "        if (s.keeperReward > rewardCap) s.keeperReward = rewardCap;\n",
+        "",
+    ),
 )
 
 

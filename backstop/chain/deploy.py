@@ -80,8 +80,10 @@ def deploy_sequence(
     deployer: Deployer, config: SuiteConfig, *, token: tuple[str, str] = MOCK_TOKEN
 ) -> Deployment:
     """Deploys and wires a fresh suite, then lists the config's markets: token (mock, or the
-    configured ERC-20) → OracleAdapter → CollateralVault → InsuranceFund → MarginEngine, the
-    engine made oracle admin, the sequencer feed, ``fund.wire``, ``vault.wire``, the guardian."""
+    configured ERC-20) → OracleAdapter → CollateralVault → InsuranceFund → MarginEngine (with the
+    configured guardian and ``PARAMS_DELAY``), the engine made the adapter's only oracle admin, the
+    sequencer feed, the deployer's adapter roles renounced, ``fund.wire``, ``vault.wire``, the
+    markets, then the engine's admin role handed to ``roles.admin``."""
     d = deployer
     admin = d.admin
     if config.collateral_token == MOCK:
@@ -99,18 +101,31 @@ def deploy_sequence(
         config.fund_per_event_cap_tokens,
         label="InsuranceFund",
     )
+    # The deployer is the engine's admin until the markets are listed (then ``hand_over``); the
+    # guardian is the configured one from the start.
     engine = d.deploy(
-        "MarginEngine", d.address(vault), d.address(oracle), d.address(fund), admin, label="MarginEngine"
+        "MarginEngine",
+        d.address(vault),
+        d.address(oracle),
+        d.address(fund),
+        admin,
+        config.guardian or admin,
+        config.params_delay,
+        label="MarginEngine",
     )
-    d.transact(oracle, "grantRole", d.read(oracle, ORACLE_ADMIN_ROLE_NAME), d.address(engine))
+    oracle_admin = d.read(oracle, ORACLE_ADMIN_ROLE_NAME)
+    d.transact(oracle, "grantRole", oracle_admin, d.address(engine))
     if config.sequencer_feed:
         d.transact(oracle, "setSequencerFeed", config.sequencer_feed, config.sequencer_grace_period)
+    # From here on the adapter's feeds and sequencer change only through the engine's timelock:
+    # the deployer gives up both of its roles there, and nobody is left who could grant them.
+    d.transact(oracle, "renounceRole", oracle_admin, admin)
+    d.transact(oracle, "renounceRole", d.read(oracle, "DEFAULT_ADMIN_ROLE"), admin)
     d.transact(fund, "wire", d.address(engine), d.address(vault))
     d.transact(vault, "wire", d.address(engine), d.address(fund))
-    if config.guardian:
-        d.transact(engine, "grantRole", d.read(engine, "GUARDIAN_ROLE"), config.guardian)
     deployment = Deployment(d.chain_id, collateral, oracle, vault, fund, engine, blocks=d.blocks)
     add_markets(deployer, config, deployment)
+    hand_over(deployer, config, deployment)
     return deployment
 
 
@@ -134,6 +149,18 @@ def add_markets(deployer: Deployer, config: SuiteConfig, deployment: Deployment)
         added.append(market.name)
         log.info("market added name=%s id=%s feed=%s", market.name, expected_id, d.address(feed))
     return added
+
+
+def hand_over(deployer: Deployer, config: SuiteConfig, deployment: Deployment) -> None:
+    """Gives the engine's admin role to ``roles.admin`` and drops the deployer's, when they differ.
+    Afterwards only ``roles.admin`` can list markets or schedule changes."""
+    d = deployer
+    if not config.admin or config.admin.lower() == d.admin.lower():
+        return
+    role = d.read(deployment.engine, "DEFAULT_ADMIN_ROLE")
+    d.transact(deployment.engine, "grantRole", role, config.admin)
+    d.transact(deployment.engine, "renounceRole", role, d.admin)
+    log.info("engine admin handed over to=%s", config.admin)
 
 
 # --- Ape ---------------------------------------------------------------------------------------------------

@@ -44,6 +44,11 @@ def manifest_of(deployment: Deployment, config: SuiteConfig, deployer: str) -> d
         "contracts": {
             name: {"address": c.address, "block": d.blocks.get(name, 0)} for name, c in contracts.items()
         },
+        "roles": {
+            "admin": config.admin or deployer,
+            "guardian": config.guardian or deployer,
+            "params_delay": config.params_delay,
+        },
         "feeds": {name: f.address for name, f in d.feeds.items()},
         "markets": {
             m.name: {
@@ -58,6 +63,7 @@ def manifest_of(deployment: Deployment, config: SuiteConfig, deployer: str) -> d
                 "maker_fee_ratio": str(m.maker_fee_ratio),
                 "taker_fee_ratio": str(m.taker_fee_ratio),
                 "open_interest_cap": str(m.open_interest_cap),
+                "keeper_reward_cap": str(m.keeper_reward_cap),
             }
             for m in config.markets
         },
@@ -110,15 +116,56 @@ def deploy_or_reuse(
         add_missing_markets(project, sender, config, deployment)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(manifest_of(deployment, config, sender.address), indent=2) + "\n")
-    verify(deployment, config)
+    verify(deployment, config, deployer=sender.address)
     return deployment, reused
 
 
 # --- verification -----------------------------------------------------------------------------------------
 
+#: ``IMarginEngine.MarketParams`` field names, in order.
+_PARAM_NAMES = (
+    "feed",
+    "heartbeat",
+    "imRatio",
+    "mmRatio",
+    "keeperRewardRatio",
+    "insuranceFeeRatio",
+    "priceBandRatio",
+    "makerFeeRatio",
+    "takerFeeRatio",
+    "openInterestCap",
+    "keeperRewardCap",
+)
 
-def verify(deployment: Deployment, config: SuiteConfig) -> None:
-    """Re-reads every address and parameter from chain; raises ``DeploymentMismatch`` listing
+
+def role_problems(d: Deployment, config: SuiteConfig, deployer: str) -> list[str]:
+    """Who holds which role, against docs/design.md §10: the engine is the adapter's only oracle
+    admin and nobody else holds an adapter role; the engine's admin and guardian are the
+    configured ones (the deployer by default), and the deployer keeps no engine role it was not
+    configured to have."""
+    problems: list[str] = []
+    oracle_admin, adapter_root = d.oracle.ORACLE_ADMIN_ROLE(), d.oracle.DEFAULT_ADMIN_ROLE()
+    if not d.oracle.hasRole(oracle_admin, d.engine.address):
+        problems.append("oracle: the engine lacks ORACLE_ADMIN_ROLE")
+    for who in {deployer, config.admin, config.guardian} - {None}:
+        for name, role in (("ORACLE_ADMIN_ROLE", oracle_admin), ("DEFAULT_ADMIN_ROLE", adapter_root)):
+            if d.oracle.hasRole(role, who):
+                problems.append(f"oracle: {who} still holds {name}")
+    admin, guardian = config.admin or deployer, config.guardian or deployer
+    engine_roles = {
+        "DEFAULT_ADMIN_ROLE": d.engine.DEFAULT_ADMIN_ROLE(),
+        "GUARDIAN_ROLE": d.engine.GUARDIAN_ROLE(),
+    }
+    for who in {deployer, admin, guardian}:
+        for name, role in engine_roles.items():
+            wanted = who.lower() == (admin if name == "DEFAULT_ADMIN_ROLE" else guardian).lower()
+            if bool(d.engine.hasRole(role, who)) != wanted:
+                problems.append(f"engine: {who} {'lacks' if wanted else 'holds'} {name}")
+    return problems
+
+
+def verify(deployment: Deployment, config: SuiteConfig, *, deployer: str) -> None:
+    """Re-reads every address, parameter and role from chain; raises ``DeploymentMismatch`` listing
     every difference from the config and the deployment's own addresses."""
     d = deployment
     problems: list[str] = []
@@ -141,8 +188,8 @@ def verify(deployment: Deployment, config: SuiteConfig) -> None:
     same("engine.VAULT", d.engine.VAULT(), d.vault.address)
     same("engine.ORACLE", d.engine.ORACLE(), d.oracle.address)
     same("engine.INSURANCE_FUND", d.engine.INSURANCE_FUND(), d.fund.address)
-    if not d.oracle.hasRole(d.oracle.ORACLE_ADMIN_ROLE(), d.engine.address):
-        problems.append("oracle: the engine lacks ORACLE_ADMIN_ROLE")
+    same("engine.PARAMS_DELAY", d.engine.PARAMS_DELAY(), config.params_delay)
+    problems.extend(role_problems(d, config, deployer))
     if d.token.decimals() != config.collateral_decimals:
         problems.append(f"token.decimals: on chain {d.token.decimals()}, config {config.collateral_decimals}")
     if config.sequencer_feed:
@@ -150,6 +197,7 @@ def verify(deployment: Deployment, config: SuiteConfig) -> None:
         same("oracle.sequencerFeed", feed, config.sequencer_feed)
         same("oracle.gracePeriod", grace, config.sequencer_grace_period)
     same("engine.marketCount", d.engine.marketCount(), len(config.markets))
+    fields = list(_PARAM_NAMES)
     for market in config.markets:
         if market.name not in d.market_ids:
             problems.append(f"market {market.name}: not listed")
@@ -161,19 +209,7 @@ def verify(deployment: Deployment, config: SuiteConfig) -> None:
         on_chain = tuple(d.engine.marketParams(market_id))
         expected_feed = d.feeds[market.name].address if market.feed == MOCK else market.feed
         expected = market.params_tuple(expected_feed)
-        names = [
-            "feed",
-            "heartbeat",
-            "imRatio",
-            "mmRatio",
-            "keeperRewardRatio",
-            "insuranceFeeRatio",
-            "priceBandRatio",
-            "makerFeeRatio",
-            "takerFeeRatio",
-            "openInterestCap",
-        ]
-        for name, actual, want in zip(names, on_chain, expected, strict=True):
+        for name, actual, want in zip(fields, on_chain, expected, strict=True):
             same(f"market {market.name}.{name}", actual, want)
     if problems:
         raise DeploymentMismatch(problems)

@@ -9,7 +9,7 @@ from typing import Self
 from backstop.decisions import AccountHealth
 from backstop.model.math import INT256_MAX, LONG, mul_wad_floor, mul_wad_up, side_of
 from backstop.model.rollback import copy_state
-from backstop.model.state import AccountState, Health, Market, ModelRevert, WithdrawRequest
+from backstop.model.state import AccountState, Health, Market, MarketParams, ModelRevert, WithdrawRequest
 from backstop.units import token_scale
 
 
@@ -56,6 +56,10 @@ class ModelBase:
         self.accounts: dict[str, AccountState] = {}
         self.filled: dict[bytes, int] = {}  # order struct hash -> WAD size filled
         self.cancelled: set[tuple[str, bytes]] = set()  # (account, order struct hash)
+        # Timelocked market changes (docs/design.md §10): the engine's PARAMS_DELAY, and per
+        # market the scheduled parameters with the timestamp they can be executed from.
+        self.params_delay: int = 2 * 86400
+        self.scheduled: dict[int, tuple[MarketParams, int]] = {}
 
     def copy(self) -> Self:
         """An independent copy of the model (same class, :func:`copy_state` of its state):

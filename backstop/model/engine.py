@@ -21,12 +21,16 @@ inside a window, paid ``min(value at request, value at exit)``. Stakers' wallets
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 from backstop.model.liquidation import LiquidationRules
 from backstop.model.math import LONG, MAX_VALUE, SHORT
 from backstop.model.rollback import atomic
-from backstop.model.state import Market, MarketParams, ModelRevert
+from backstop.model.state import MAX_KEEPER_REWARD_CAP, Market, MarketParams, ModelRevert
 from backstop.units import WAD
+
+#: How long a scheduled change stays executable after its eta (``UpdateTimelock.EXECUTION_WINDOW``).
+EXECUTION_WINDOW = 14 * 86400
 
 
 class Model(LiquidationRules):
@@ -45,8 +49,51 @@ class Model(LiquidationRules):
 
     @atomic
     def set_params(self, market_id: int, params: MarketParams) -> None:
+        """Applies ``params`` at once: the engine's ``executeMarketUpdate`` (and a test hook)."""
         self._check_params(params)
         self._market(market_id).params = copy.copy(params)
+
+    @atomic
+    def schedule_market_update(self, market_id: int, params: MarketParams) -> int:
+        """``scheduleMarketUpdate``: checked now, executable from ``now + params_delay``; one per
+        market unless the earlier one has expired. Returns the eta."""
+        self._market(market_id)
+        self._check_params(params)
+        pending = self.scheduled.get(market_id)
+        if pending is not None and self.now <= pending[1] + EXECUTION_WINDOW:
+            raise ModelRevert("UpdateAlreadyScheduled", market_id, pending[1])
+        eta = self.now + self.params_delay
+        self.scheduled[market_id] = (copy.copy(params), eta)
+        return eta
+
+    @atomic
+    def execute_market_update(self, market_id: int) -> None:
+        """``executeMarketUpdate``: from the eta, for ``EXECUTION_WINDOW`` seconds."""
+        pending = self.scheduled.get(market_id)
+        if pending is None:
+            raise ModelRevert("NoUpdateScheduled", market_id)
+        params, eta = pending
+        if self.now < eta:
+            raise ModelRevert("UpdateNotReady", market_id, eta, self.now)
+        if self.now > eta + EXECUTION_WINDOW:
+            raise ModelRevert("UpdateExpired", market_id, eta + EXECUTION_WINDOW, self.now)
+        del self.scheduled[market_id]
+        self._market(market_id).params = copy.copy(params)
+
+    @atomic
+    def cancel_market_update(self, market_id: int) -> None:
+        """``cancelMarketUpdate`` (admin or guardian), expired or not."""
+        if market_id not in self.scheduled:
+            raise ModelRevert("NoUpdateScheduled", market_id)
+        del self.scheduled[market_id]
+
+    @atomic
+    def lower_open_interest_cap(self, market_id: int, cap: int) -> None:
+        """``lowerOpenInterestCap`` (guardian, instant): ``0 < cap <`` the current cap."""
+        market = self._market(market_id)
+        if not 0 < cap < market.params.oi_cap:
+            raise ModelRevert("InvalidMarketParam", "openInterestCap", cap)
+        market.params = dataclasses.replace(market.params, oi_cap=cap)  # never in place: copies share params
 
     @atomic
     def set_price(self, market_id: int, price_wad: int) -> None:
@@ -89,15 +136,21 @@ class Model(LiquidationRules):
     def _check_params(params: MarketParams) -> None:
         """The admin's hard bounds (docs/design.md §10), in the engine's order: ``InvalidMarketParam``."""
         mm = params.mm_ratio
+        keeper = params.keeper_reward_ratio
         bounds = (
             ("mmRatio", mm, mm > 0),
             ("imRatio", params.im_ratio, mm < params.im_ratio <= WAD),
-            ("keeperRewardRatio", params.keeper_reward_ratio, 0 <= params.keeper_reward_ratio < mm),
-            ("insuranceFeeRatio", params.insurance_fee_ratio, 0 <= params.insurance_fee_ratio < mm),
+            ("keeperRewardRatio", keeper, 0 <= keeper <= mm),
+            ("insuranceFeeRatio", params.insurance_fee_ratio, 0 <= params.insurance_fee_ratio <= mm - keeper),
             ("makerFeeRatio", params.maker_fee_ratio, 0 <= params.maker_fee_ratio < mm),
             ("takerFeeRatio", params.taker_fee_ratio, 0 <= params.taker_fee_ratio < mm),
             ("priceBandRatio", params.price_band_ratio, 0 < params.price_band_ratio < WAD),
             ("openInterestCap", params.oi_cap, 0 < params.oi_cap <= MAX_VALUE),
+            (
+                "keeperRewardCap",
+                params.keeper_reward_cap,
+                0 < params.keeper_reward_cap <= MAX_KEEPER_REWARD_CAP,
+            ),
         )
         for name, value, ok in bounds:
             if not ok:

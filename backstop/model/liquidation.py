@@ -36,7 +36,7 @@ class LiquidationRules(TradingRules, FundRules):
         # 2. close at fair value: realized u_m and notional n_m per market, in market-list order
         taken: list[tuple[int, int, int, int]] = []  # (market_id, size, price, u_m)
         notionals: list[int] = []
-        keeper = raw_fee = 0
+        keeper = raw_fee = reward_cap = 0
         for m, pos in acct.positions.items():
             price = self._price(m)
             params = self.markets[m].params
@@ -46,6 +46,9 @@ class LiquidationRules(TradingRules, FundRules):
             # 3.-4. keeper reward and the insurance fee's raw amount, each rounded down per market
             keeper += mul_wad_down(notional, params.keeper_reward_ratio)
             raw_fee += mul_wad_down(notional, params.insurance_fee_ratio)
+            reward_cap += params.keeper_reward_cap
+        # docs/design.md §4 step 1: K = min(Σ n_m·ratio_m, Σ cap_m)
+        keeper = min(keeper, reward_cap)
         m0 = acct.margin + sum(u for *_, u in taken)
 
         # 4. insurance fee in whole token units, capped by what is left after the keeper reward

@@ -159,6 +159,8 @@ _STATE_COPIERS: dict[str, Callable[[Any], Any]] = {
     "filled": dict.copy,
     "stale": set.copy,
     "cancelled": set.copy,
+    # (params, eta) tuples; the params are never changed in place (executing copies them)
+    "scheduled": dict.copy,
     "withdraw_requests": lambda requests: {k: _copy_flat(r) for k, r in requests.items()},
     "markets": _copy_markets,
     "accounts": _copy_accounts,

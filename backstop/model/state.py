@@ -21,9 +21,14 @@ class ModelRevert(Exception):
         return f"{self.name}({', '.join(map(repr, self.args))})"
 
 
+#: The largest keeper-reward cap the engine stores (``uint128``): a scenario's "no cap".
+MAX_KEEPER_REWARD_CAP = 2**128 - 1
+
+
 @dataclass
 class MarketParams:
-    """Risk and fee parameters of a market; every ratio is WAD, ``oi_cap`` in WAD base units."""
+    """Risk and fee parameters of a market; every ratio is WAD, ``oi_cap`` in WAD base units,
+    ``keeper_reward_cap`` in WAD quote (the most one liquidation pays its keeper for this market)."""
 
     im_ratio: int
     mm_ratio: int
@@ -33,6 +38,7 @@ class MarketParams:
     maker_fee_ratio: int
     taker_fee_ratio: int
     oi_cap: int
+    keeper_reward_cap: int = MAX_KEEPER_REWARD_CAP
 
 
 @dataclass

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from backstop.scenario.steps import (
     Scenario,
     ScenarioError,
     Step,
+    UpdateMarket,
 )
 from backstop.units import WAD, format_units, to_units, to_wad
 
@@ -82,6 +84,22 @@ _STEP_KEYS: dict[str, dict[str, bool]] = {
     "withdraw": {"account": True, "amount": True},
     "request_unstake": {"account": True, "shares": True},
     "unstake": {"account": True, "shares": False},
+    "execute_update": {"market": True},
+    "cancel_update": {"market": True},
+}
+#: Market keys an ``update_market`` step may change, and their ``MarketConfig`` fields (the feed
+#: stays the listed mock).
+_UPDATABLE = {
+    "initial_margin": "im_ratio",
+    "maintenance_margin": "mm_ratio",
+    "keeper_reward": "keeper_reward_ratio",
+    "insurance_fee": "insurance_fee_ratio",
+    "price_band": "price_band_ratio",
+    "maker_fee": "maker_fee_ratio",
+    "taker_fee": "taker_fee_ratio",
+    "heartbeat": "heartbeat",
+    "open_interest_cap": "open_interest_cap",
+    "keeper_reward_cap": "keeper_reward_cap",
 }
 
 
@@ -262,14 +280,56 @@ def _parse_markets(raw: Any) -> tuple[MarketConfig, ...]:
     return tuple(out)
 
 
+def _known_market(name: Any, markets: set[str], where: str) -> str:
+    if name not in markets:
+        raise ScenarioError(f"{where}: unknown market {name!r}; markets: {', '.join(sorted(markets))}")
+    return name
+
+
+def _parse_update(
+    index: int,
+    body: dict[str, Any],
+    expect: bool | str,
+    where: str,
+    markets: set[str],
+    market_configs: tuple[MarketConfig, ...],
+) -> Step:
+    """``update_market: {market: ETH, maintenance_margin: 0.5, ...}``: the market as listed, with
+    the given keys changed. Out-of-bounds values are left for the engine to refuse
+    (``InvalidMarketParam``), since showing that refusal is what such a step is for."""
+    if "market" not in body:
+        raise ScenarioError(f"{where}: market is required")
+    name = _known_market(body.pop("market"), markets, f"{where}.market")
+    unknown = set(body) - _UPDATABLE.keys()
+    if unknown or not body:
+        raise ScenarioError(
+            f"{where}: change at least one of {', '.join(_UPDATABLE)}; unknown {sorted(unknown)}"
+        )
+    listed = next(m for m in market_configs if m.name == name)
+    changes: dict[str, Any] = {}
+    for key, value in body.items():
+        field_name = _UPDATABLE[key]
+        if key == "heartbeat":
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ScenarioError(f"{where}.heartbeat: {value!r} must be a whole number")
+            changes[field_name] = value
+        else:
+            changes[field_name] = _wad(value, f"{where}.{key}")
+    params = replace(listed, **changes)
+    return UpdateMarket(index=index, expect_revert=expect, market=name, params=params)
+
+
 def _check_market(m: MarketConfig, where: str) -> None:
     """The engine's hard bounds (docs/design.md §10), checked here so a bad file fails before deploying."""
     mm = m.mm_ratio
     checks = [
         (mm > 0, "maintenance_margin must be > 0"),
         (mm < m.im_ratio <= WAD, "initial_margin must be > maintenance_margin and ≤ 1"),
-        (0 <= m.keeper_reward_ratio < mm, "keeper_reward must be < maintenance_margin"),
-        (0 <= m.insurance_fee_ratio < mm, "insurance_fee must be < maintenance_margin"),
+        (0 <= m.keeper_reward_ratio <= mm, "keeper_reward must be ≤ maintenance_margin"),
+        (
+            0 <= m.insurance_fee_ratio <= mm - m.keeper_reward_ratio,
+            "keeper_reward + insurance_fee must be ≤ maintenance_margin",
+        ),
         (0 <= m.maker_fee_ratio < mm, "maker_fee must be < maintenance_margin"),
         (0 <= m.taker_fee_ratio < mm, "taker_fee must be < maintenance_margin"),
         (0 < m.price_band_ratio < WAD, "price_band must be in (0, 1)"),
@@ -369,6 +429,9 @@ def _parse_step(
             prices[market] = price
         return Price(index=index, expect_revert=expect, prices=prices)
 
+    if action == "update_market":
+        return _parse_update(index, body, expect, where, markets, market_configs)
+
     spec = _STEP_KEYS[action]
     _check_keys(body, set(spec), {k for k, req in spec.items() if req}, where)
     cls = STEP_TYPES[action]
@@ -401,6 +464,8 @@ def _parse_step(
     elif action == "withdraw":
         amount = body["amount"]
         fields["amount"] = MAX if amount == MAX else _tokens(amount, decimals, f"{where}.amount")
+    elif action in ("execute_update", "cancel_update"):
+        fields["market"] = _known_market(body["market"], markets, f"{where}.market")
     elif action in ("request_unstake", "unstake"):
         shares = body.get("shares", ALL)
         fields["shares"] = (

@@ -156,6 +156,32 @@ class Unstake(Step):
     account_keys: ClassVar[tuple[str, ...]] = ("account",)
 
 
+@dataclass(frozen=True)
+class UpdateMarket(Step):
+    """The admin (the deployer) schedules ``scheduleMarketUpdate``: ``market`` with the listed
+    parameters changed as in ``changes`` (market keys, e.g. ``maintenance_margin``, parsed)."""
+
+    market: str = ""
+    params: MarketConfig | None = None
+    action: ClassVar[str] = "update_market"
+
+
+@dataclass(frozen=True)
+class ExecuteUpdate(Step):
+    """The admin sends ``executeMarketUpdate`` for ``market``."""
+
+    market: str = ""
+    action: ClassVar[str] = "execute_update"
+
+
+@dataclass(frozen=True)
+class CancelUpdate(Step):
+    """The admin sends ``cancelMarketUpdate`` for ``market``."""
+
+    market: str = ""
+    action: ClassVar[str] = "cancel_update"
+
+
 STEP_TYPES: dict[str, type[Step]] = {
     cls.action: cls
     for cls in (
@@ -170,6 +196,9 @@ STEP_TYPES: dict[str, type[Step]] = {
         Withdraw,
         RequestUnstake,
         Unstake,
+        UpdateMarket,
+        ExecuteUpdate,
+        CancelUpdate,
     )
 }
 

@@ -15,7 +15,9 @@ from typing import Any, Protocol
 from backstop.orders import FAR_EXPIRY, Order
 from backstop.scenario import (
     Advance,
+    CancelUpdate,
     Deposit,
+    ExecuteUpdate,
     KeeperPass,
     Liquidate,
     Price,
@@ -27,6 +29,7 @@ from backstop.scenario import (
     Step,
     Trade,
     Unstake,
+    UpdateMarket,
     Withdraw,
 )
 from backstop.stress.results import AccountView, Outcome
@@ -44,6 +47,9 @@ STEP_HANDLERS: dict[type[Step], str] = {
     Liquidate: "play_liquidate",
     Trade: "play_trade",
     KeeperPass: "play_keeper",
+    UpdateMarket: "play_update_market",
+    ExecuteUpdate: "play_execute_update",
+    CancelUpdate: "play_cancel_update",
 }
 
 

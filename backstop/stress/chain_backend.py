@@ -12,7 +12,9 @@ from backstop.scenario import (
     ALL,
     MAX,
     Advance,
+    CancelUpdate,
     Deposit,
+    ExecuteUpdate,
     KeeperPass,
     Liquidate,
     Price,
@@ -24,6 +26,7 @@ from backstop.scenario import (
     Step,
     Trade,
     Unstake,
+    UpdateMarket,
     Withdraw,
 )
 from backstop.stress.backend import Players, dispatch, keeper_outcome
@@ -257,6 +260,26 @@ class ChainBackend(Players):
         if failed:
             return failed
         return self._done(receipt, flow=self.token.functions.balanceOf(addr).call() - before)
+
+    def play_update_market(self, step: UpdateMarket) -> Outcome:
+        """The admin (the deployer, which is also the relayer) schedules the change."""
+        assert step.params is not None
+        market_id = self.scenario.market_id(step.market)
+        params = step.params.params_tuple(self.feeds[market_id].address)
+        receipt, failed = self._send(
+            self.engine.functions.scheduleMarketUpdate(market_id, params), self.relayer
+        )
+        return failed or self._done(receipt)
+
+    def play_execute_update(self, step: ExecuteUpdate) -> Outcome:
+        fn = self.engine.functions.executeMarketUpdate(self.scenario.market_id(step.market))
+        receipt, failed = self._send(fn, self.relayer)
+        return failed or self._done(receipt)
+
+    def play_cancel_update(self, step: CancelUpdate) -> Outcome:
+        fn = self.engine.functions.cancelMarketUpdate(self.scenario.market_id(step.market))
+        receipt, failed = self._send(fn, self.relayer)
+        return failed or self._done(receipt)
 
     def play_settle(self, step: Settle) -> Outcome:
         fn = self.engine.functions.settle(self._key(step).address)

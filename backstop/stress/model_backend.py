@@ -6,13 +6,16 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from backstop.config import MarketConfig
 from backstop.decisions import plan_liquidations
 from backstop.model import MarketParams, Model, ModelRevert
 from backstop.scenario import (
     ALL,
     MAX,
     Advance,
+    CancelUpdate,
     Deposit,
+    ExecuteUpdate,
     KeeperPass,
     Liquidate,
     Price,
@@ -23,6 +26,7 @@ from backstop.scenario import (
     Step,
     Trade,
     Unstake,
+    UpdateMarket,
     Withdraw,
 )
 from backstop.stress.backend import Players, dispatch, keeper_outcome
@@ -35,6 +39,21 @@ MODEL_START_TIME = 1_700_000_000
 
 
 @functools.lru_cache(maxsize=8)
+def model_params(m: MarketConfig) -> MarketParams:
+    """The model's form of a market's parameters (the feed and heartbeat are the backend's)."""
+    return MarketParams(
+        im_ratio=m.im_ratio,
+        mm_ratio=m.mm_ratio,
+        keeper_reward_ratio=m.keeper_reward_ratio,
+        insurance_fee_ratio=m.insurance_fee_ratio,
+        price_band_ratio=m.price_band_ratio,
+        maker_fee_ratio=m.maker_fee_ratio,
+        taker_fee_ratio=m.taker_fee_ratio,
+        oi_cap=m.open_interest_cap,
+        keeper_reward_cap=m.keeper_reward_cap,
+    )
+
+
 def derive_test_addresses(count: int, mnemonic: str = TEST_MNEMONIC) -> tuple[str, ...]:
     """Addresses of the first ``count`` test accounts of ``mnemonic`` (``m/44'/60'/0'/0/i``)."""
     from eth_account import Account
@@ -75,18 +94,9 @@ class ModelBackend(Players):
             floor_tokens=scenario.floor_tokens,
             per_event_cap_tokens=scenario.per_event_cap_tokens,
         )
+        self.model.params_delay = scenario.suite_config().params_delay
         for m in scenario.markets:
-            params = MarketParams(
-                im_ratio=m.im_ratio,
-                mm_ratio=m.mm_ratio,
-                keeper_reward_ratio=m.keeper_reward_ratio,
-                insurance_fee_ratio=m.insurance_fee_ratio,
-                price_band_ratio=m.price_band_ratio,
-                maker_fee_ratio=m.maker_fee_ratio,
-                taker_fee_ratio=m.taker_fee_ratio,
-                oi_cap=m.open_interest_cap,
-            )
-            self.model.add_market(params, m.mock_price)
+            self.model.add_market(model_params(m), m.mock_price)
             self._price_time.append(self.now)
         self._sync()
         for name, amount in scenario.accounts.items():
@@ -163,6 +173,21 @@ class ModelBackend(Players):
         shares = (request[0] if request else 0) if step.shares == ALL else step.shares
         paid, failed = self._call(lambda: model.unstake(addr, shares))
         return failed or Outcome(flow=paid)
+
+    def play_update_market(self, step: UpdateMarket) -> Outcome:
+        assert self.model is not None and step.params is not None
+        market_id, params = self.scenario.market_id(step.market), model_params(step.params)
+        return self._call(lambda: self.model.schedule_market_update(market_id, params))[1] or Outcome()
+
+    def play_execute_update(self, step: ExecuteUpdate) -> Outcome:
+        assert self.model is not None
+        market_id = self.scenario.market_id(step.market)
+        return self._call(lambda: self.model.execute_market_update(market_id))[1] or Outcome()
+
+    def play_cancel_update(self, step: CancelUpdate) -> Outcome:
+        assert self.model is not None
+        market_id = self.scenario.market_id(step.market)
+        return self._call(lambda: self.model.cancel_market_update(market_id))[1] or Outcome()
 
     def play_settle(self, step: Settle) -> Outcome:
         assert self.model is not None

@@ -15,17 +15,20 @@ import {IMarginAuthority} from "./IMarginAuthority.sol";
 ///      but never withdrawals of free collateral. No function lets anyone move an account's margin
 ///      except the account's own signed orders, its withdrawals, and the rules below.
 interface IMarginEngine is IMarginAuthority {
-    /// @notice Parameters of a market, as given to `addMarket` / `updateMarket`.
+    /// @notice Parameters of a market, as given to `addMarket` / `scheduleMarketUpdate`.
     /// @param feed Chainlink price feed (registered with the oracle adapter under the market id).
     /// @param heartbeat Maximum feed answer age in seconds (> 0).
     /// @param imRatio Initial margin ratio, `mmRatio < imRatio ≤ 1e18`.
     /// @param mmRatio Maintenance margin ratio, `0 < mmRatio`.
-    /// @param keeperRewardRatio Liquidation reward per liquidated notional, `< mmRatio`.
-    /// @param insuranceFeeRatio Liquidation fee to the fund per notional, `< mmRatio`.
+    /// @param keeperRewardRatio Liquidation reward per liquidated notional; with the insurance fee,
+    ///        `keeperRewardRatio + insuranceFeeRatio ≤ mmRatio`.
+    /// @param insuranceFeeRatio Liquidation fee to the fund per notional (same bound).
     /// @param priceBandRatio Maximum relative distance of a fill price from the oracle, `0 < band < 1e18`.
     /// @param makerFeeRatio Trading fee of the maker per notional, `< mmRatio`.
     /// @param takerFeeRatio Trading fee of the taker per notional, `< mmRatio`.
     /// @param openInterestCap Maximum Σ long size in WAD base units (> 0).
+    /// @param keeperRewardCap Absolute cap on the keeper reward this market adds to one
+    ///        liquidation, WAD quote (`0 < cap < 2^128`); docs/design.md §4 step 1.
     struct MarketParams {
         AggregatorV3Interface feed;
         uint256 heartbeat;
@@ -37,6 +40,7 @@ interface IMarginEngine is IMarginAuthority {
         uint256 makerFeeRatio;
         uint256 takerFeeRatio;
         uint256 openInterestCap;
+        uint256 keeperRewardCap;
     }
 
     /// @notice A signed order (EIP-712 type `Order`, domain `Backstop`/`1`).
@@ -117,13 +121,39 @@ interface IMarginEngine is IMarginAuthority {
     error NotLiquidatable(address account, int256 equity, uint256 maintenance);
     /// @notice An account cannot liquidate itself.
     error SelfLiquidation(address account);
+    /// @notice The constructor's parameter delay is outside `[minimum, maximum]` seconds.
+    error InvalidParamsDelay(uint256 delay, uint256 minimum, uint256 maximum);
+    /// @notice `target` (a market id, or `SEQUENCER_TARGET`) already has an update scheduled for `eta`.
+    error UpdateAlreadyScheduled(uint256 target, uint256 eta);
+    /// @notice `target` (a market id, or `SEQUENCER_TARGET`) has no update scheduled.
+    error NoUpdateScheduled(uint256 target);
+    /// @notice The update of `target` can be executed from `eta` on; it is now `timestamp`.
+    error UpdateNotReady(uint256 target, uint256 eta, uint256 timestamp);
+    /// @notice The update of `target` could be executed until `deadline`; it is now `timestamp`.
+    error UpdateExpired(uint256 target, uint256 deadline, uint256 timestamp);
+    /// @notice `caller` holds neither the admin nor the guardian role.
+    error NotAdminOrGuardian(address caller);
 
     // --- events --------------------------------------------------------------------------------
 
     /// @notice A market was listed with `params`.
     event MarketAdded(uint256 indexed marketId, MarketParams params);
-    /// @notice A market's parameters were changed to `params`.
-    event MarketUpdated(uint256 indexed marketId, MarketParams params);
+    /// @notice A change of `marketId`'s parameters to `params` was scheduled; it can be executed
+    ///         from `eta` (a timestamp) for `EXECUTION_WINDOW` seconds.
+    event MarketUpdateScheduled(uint256 indexed marketId, MarketParams params, uint256 eta);
+    /// @notice The scheduled change of `marketId` was applied: its parameters are now `params`.
+    event MarketUpdateExecuted(uint256 indexed marketId, MarketParams params);
+    /// @notice The scheduled change of `marketId` was cancelled by `by`.
+    event MarketUpdateCancelled(uint256 indexed marketId, address indexed by);
+    /// @notice A change of the L2 sequencer-uptime feed (zero: none) and its grace period was
+    ///         scheduled for `eta`.
+    event SequencerUpdateScheduled(address indexed feed, uint256 gracePeriod, uint256 eta);
+    /// @notice The scheduled sequencer change was applied.
+    event SequencerUpdateExecuted(address indexed feed, uint256 gracePeriod);
+    /// @notice The scheduled sequencer change was cancelled by `by`.
+    event SequencerUpdateCancelled(address indexed by);
+    /// @notice The guardian lowered `marketId`'s open-interest cap from `previousCap` to `cap`.
+    event OpenInterestCapLowered(uint256 indexed marketId, uint256 previousCap, uint256 cap);
     /// @notice Trading in `marketId` was paused or resumed.
     event MarketPaused(uint256 indexed marketId, bool paused);
     /// @notice Trading in every market was paused or resumed.
@@ -177,8 +207,33 @@ interface IMarginEngine is IMarginAuthority {
     /// @return marketId The new market's id (0, 1, 2, ...).
     function addMarket(MarketParams calldata params) external returns (uint256 marketId);
 
-    /// @notice Changes a market's parameters within the same bounds (admin).
-    function updateMarket(uint256 marketId, MarketParams calldata params) external;
+    /// @notice Schedules a change of `marketId`'s parameters, feed and heartbeat to `params`
+    ///         (admin). Checked against the hard bounds now; applied by `executeMarketUpdate` no
+    ///         sooner than `PARAMS_DELAY` seconds later, so every holder sees it coming and can
+    ///         leave first (docs/design.md §10). One scheduled change per market at a time.
+    function scheduleMarketUpdate(uint256 marketId, MarketParams calldata params) external;
+
+    /// @notice Applies `marketId`'s scheduled change (admin), from its `eta` until
+    ///         `eta + EXECUTION_WINDOW`; afterwards it has expired and can only be replaced.
+    function executeMarketUpdate(uint256 marketId) external;
+
+    /// @notice Drops `marketId`'s scheduled change (admin or guardian).
+    function cancelMarketUpdate(uint256 marketId) external;
+
+    /// @notice Schedules a change of the L2 sequencer-uptime feed (zero: no check) and its grace
+    ///         period (seconds, < 2^96), under the same delay as market changes (admin).
+    function scheduleSequencerUpdate(AggregatorV3Interface feed, uint256 gracePeriod) external;
+
+    /// @notice Applies the scheduled sequencer change (admin), within its execution window.
+    function executeSequencerUpdate() external;
+
+    /// @notice Drops the scheduled sequencer change (admin or guardian).
+    function cancelSequencerUpdate() external;
+
+    /// @notice Lowers `marketId`'s open-interest cap at once (guardian): protective only, it
+    ///         blocks fills that raise open interest above `cap` and never touches a position.
+    ///         `0 < cap <` the current cap.
+    function lowerOpenInterestCap(uint256 marketId, uint256 cap) external;
 
     /// @notice Pauses or resumes trading in one market (guardian). Liquidation, settlement and
     ///         withdrawals continue.
@@ -231,6 +286,19 @@ interface IMarginEngine is IMarginAuthority {
 
     /// @notice Parameters of `marketId`.
     function marketParams(uint256 marketId) external view returns (MarketParams memory);
+
+    /// @notice The change scheduled for `marketId` and the timestamp it can be executed from
+    ///         (`eta == 0`: none).
+    function scheduledMarketUpdate(uint256 marketId) external view returns (MarketParams memory params, uint256 eta);
+
+    /// @notice The scheduled sequencer change and its `eta` (`eta == 0`: none).
+    function scheduledSequencerUpdate()
+        external
+        view
+        returns (AggregatorV3Interface feed, uint256 gracePeriod, uint256 eta);
+
+    /// @notice Seconds between scheduling a change and the first moment it can be executed.
+    function PARAMS_DELAY() external view returns (uint256);
 
     /// @notice Number of listed markets.
     function marketCount() external view returns (uint256);

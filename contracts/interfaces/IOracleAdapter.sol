@@ -24,7 +24,7 @@ interface IOracleAdapter {
 
     /// @notice `marketId` has no feed registered.
     error FeedNotSet(uint256 marketId);
-    /// @notice The feed for `marketId` answered `answer ≤ 0`.
+    /// @notice The feed for `marketId` answered `answer ≤ 0`, or an answer that is 0 in WAD.
     error InvalidPrice(uint256 marketId, int256 answer);
     /// @notice The feed for `marketId` has never been written (`updatedAt == 0`).
     error PriceNotInitialized(uint256 marketId);
@@ -59,11 +59,12 @@ interface IOracleAdapter {
     function setFeed(uint256 marketId, AggregatorV3Interface feed, uint256 heartbeat) external;
 
     /// @notice Sets the L2 sequencer-uptime feed (zero address disables the check) and grace period
-    ///         (seconds, < 2^96).
+    ///         (seconds, < 2^96). Restricted to the oracle admin role (the engine's timelock).
     function setSequencerFeed(AggregatorV3Interface feed, uint256 gracePeriod) external;
 
     /// @notice The validated price of `marketId`, normalized to WAD (1e18 = 1 quote per base unit).
-    /// @dev Feeds with more than 18 decimals are rounded down. Reverts with one of the errors above.
+    /// @dev Feeds with more than 18 decimals are rounded down; a result of 0 reverts `InvalidPrice`.
+    ///      Reverts with one of the errors above.
     function priceOf(uint256 marketId) external view returns (uint256 priceWad);
 
     /// @notice The feed configuration of `marketId` (zero feed if none).

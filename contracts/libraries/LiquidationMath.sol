@@ -26,13 +26,15 @@ library LiquidationMath {
         uint256 notional;
         uint256 keeperRewardRatio;
         uint256 insuranceFeeRatio;
+        uint256 keeperRewardCap;
     }
 
     /// @dev The waterfall's amounts before the insurance fund is asked (WAD unless named tokens).
     struct Split {
         /// @dev `Σ n_m`, the notional taken over.
         uint256 notional;
-        /// @dev `K = Σ mulWadDown(n_m, keeperRewardRatio_m)`, moved from the account to the keeper.
+        /// @dev `K = min(Σ mulWadDown(n_m, keeperRewardRatio_m), Σ keeperRewardCap_m)`, moved from
+        ///      the account to the keeper.
         uint256 keeperReward;
         /// @dev `F_if` in whole token units, paid from the account's margin to the fund.
         uint256 feeTokens;
@@ -55,12 +57,17 @@ library LiquidationMath {
         returns (Split memory s)
     {
         uint256 feeRaw = 0;
+        uint256 rewardCap = 0;
         for (uint256 i; i < closing.length; ++i) {
             uint256 notional = closing[i].notional;
             s.notional += notional;
             s.keeperReward += notional.mulWadDown(closing[i].keeperRewardRatio);
             feeRaw += notional.mulWadDown(closing[i].insuranceFeeRatio);
+            rewardCap += closing[i].keeperRewardCap;
         }
+        // The absolute cap bounds what one liquidation pays its keeper out of the account, and so
+        // out of the fund and the winners when it is bankrupt (docs/design.md §4 step 1).
+        if (s.keeperReward > rewardCap) s.keeperReward = rewardCap;
         int256 keeperReward = s.keeperReward.toInt256();
         // m0 − K: what is left for the insurance fee and the account.
         int256 left = m0 - keeperReward;

@@ -30,7 +30,11 @@ library OracleLib {
         }
         uint8 d = cfg.feed.decimals();
         if (d != cfg.decimals) revert IOracleAdapter.FeedDecimalsChanged(marketId, cfg.decimals, d);
-        return toWad(uint256(answer), d);
+        uint256 price = toWad(uint256(answer), d);
+        // Above 18 decimals a tiny positive answer rounds down to 0, which the engine reads as
+        // "not read yet" and which would zero every requirement: as unusable as a 0 answer.
+        if (price == 0) revert IOracleAdapter.InvalidPrice(marketId, answer);
+        return price;
     }
 
     /// @notice Reverts unless the L2 sequencer is up and has been for more than `gracePeriod`.

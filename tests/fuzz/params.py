@@ -75,9 +75,10 @@ def _scaled(num: int, den: int) -> Callable[[MarketParams], MarketParams]:
     """Every ratio scaled by ``num/den`` (bounds permitting), the cap unchanged."""
 
     def scale(p: MarketParams) -> MarketParams:
-        ratios = {k: v * num // den for k, v in p.__dict__.items() if k != "oi_cap"}
+        fixed = ("oi_cap", "keeper_reward_cap")
+        ratios = {k: v * num // den for k, v in p.__dict__.items() if k not in fixed}
         ratios["im_ratio"] = min(ratios["im_ratio"], WAD)
-        return MarketParams(**ratios, oi_cap=p.oi_cap)
+        return MarketParams(**ratios, oi_cap=p.oi_cap, keeper_reward_cap=p.keeper_reward_cap)
 
     return scale
 
@@ -90,9 +91,12 @@ PARAM_VARIANTS: tuple[Callable[[MarketParams], MarketParams], ...] = (
     _with(maker_fee_ratio=0, taker_fee_ratio=0),
     _with(oi_cap=1),  # existing open interest above the cap: only reductions trade
     lambda p: MarketParams(**{**p.__dict__, "im_ratio": p.mm_ratio}),  # im = mm: invalid
-    lambda p: MarketParams(**{**p.__dict__, "keeper_reward_ratio": p.mm_ratio}),  # reward = mm: invalid
+    # reward = mm with a fee on top: reward + fee > mm, invalid (insuranceFeeRatio)
+    lambda p: MarketParams(**{**p.__dict__, "keeper_reward_ratio": p.mm_ratio}),
     _with(price_band_ratio=0),  # invalid
     _with(oi_cap=0),  # invalid
+    _with(keeper_reward_cap=WAD),  # a one-token keeper reward cap: binds on every liquidation
+    _with(keeper_reward_cap=0),  # invalid
 )
 #: Any actor, by index.
 ACTOR = R(0, N_ACTORS - 1)

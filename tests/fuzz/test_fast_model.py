@@ -86,6 +86,7 @@ def test_copy_state_knows_every_field_it_writes_out():
         "accounts",
         "filled",
         "cancelled",
+        "scheduled",
     }
 
 

@@ -74,7 +74,9 @@ def test_the_action_order_is_the_one_the_pinned_runs_were_drawn_with():
         ("unstake", 3),
         ("fund_withdraw", 3),
         ("donate", 1),
-        ("update_market", 1),
+        ("schedule_update", 1),
+        ("execute_update", 2),
+        ("guard_market", 1),
         ("pause", 2),
     ]
 

@@ -77,6 +77,9 @@ def _ratio(basis_points: int) -> int:
     return basis_points * WAD // 10_000
 
 
+#: The engine's PARAMS_DELAY in the fuzz world: the shortest allowed, so scheduled changes mature
+#: within a run's time steps.
+PARAMS_DELAY = 3_600
 #: Three markets with different ratios, fees, bands, caps and heartbeats (one at a non-integer price).
 MARKETS: tuple[MarketConfig, ...] = (
     MarketConfig(
@@ -92,6 +95,7 @@ MARKETS: tuple[MarketConfig, ...] = (
             maker_fee_ratio=_ratio(2),
             taker_fee_ratio=_ratio(5),
             oi_cap=1_000_000 * WAD,
+            keeper_reward_cap=30 * WAD,  # binds from 1.5 ETH liquidated
         ),
     ),
     MarketConfig(
@@ -107,6 +111,7 @@ MARKETS: tuple[MarketConfig, ...] = (
             maker_fee_ratio=_ratio(1),
             taker_fee_ratio=_ratio(3),
             oi_cap=1_000 * WAD,
+            keeper_reward_cap=500 * WAD,  # binds from 0.83 BTC liquidated
         ),
     ),
     MarketConfig(
@@ -198,9 +203,12 @@ class Calls:
     GRANT_ROLE = selector("grantRole(bytes32,address)")
     WIRE = selector("wire(address,address)")
     SNAPSHOT = selector("snapshotWords(address[],uint256)")
-    UPDATE_MARKET = selector(
-        "updateMarket(uint256,(address,uint256,uint256,uint256,uint256,uint256,uint256,uint256,uint256,uint256))"
+    SCHEDULE_UPDATE = selector(
+        "scheduleMarketUpdate(uint256,(address,uint256,uint256,uint256,uint256,uint256,uint256,uint256,uint256,uint256,uint256))"
     )
+    EXECUTE_UPDATE = selector("executeMarketUpdate(uint256)")
+    CANCEL_UPDATE = selector("cancelMarketUpdate(uint256)")
+    LOWER_OI_CAP = selector("lowerOpenInterestCap(uint256,uint256)")
 
     @staticmethod
     def order_words(o: Order) -> bytes:
@@ -323,6 +331,7 @@ class World:
                 maker_fee_ratio=m.params.maker_fee_ratio,
                 taker_fee_ratio=m.params.taker_fee_ratio,
                 open_interest_cap=m.params.oi_cap,
+                keeper_reward_cap=m.params.keeper_reward_cap,
                 mock_price=m.price,
                 mock_feed_decimals=FEED_DECIMALS,
             )
@@ -335,6 +344,7 @@ class World:
             window=f.window,
             fund_floor_tokens=self.floor_tokens,
             fund_per_event_cap_tokens=self.cap_tokens,
+            params_delay=PARAMS_DELAY,
         )
 
     def _deploy(self) -> None:
@@ -367,6 +377,7 @@ class World:
             floor_tokens=self.floor_tokens,
             per_event_cap_tokens=self.cap_tokens,
         )
+        model.params_delay = PARAMS_DELAY
         for m in self.markets:
             model.add_market(m.params, m.price)
         return model

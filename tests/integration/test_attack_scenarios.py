@@ -28,4 +28,17 @@ def test_every_attack_scenario_is_played():
         "unrealized_profit",
         "liquidation_griefing",
         "dust_position",
+        "admin_path",
     }
+
+
+def test_admin_path_leaves_the_victim_whole(project, chain, accounts):
+    """bob keeps all 11,000: the hostile change is refused out of bounds, then only scheduled,
+    and bob is gone before it executes (finding 1 of issue #15)."""
+    on_chain, _ = play(project, chain, accounts, load_scenario(ATTACKS / "admin_path.yaml"))
+    report = to_json(on_chain)
+    assert [s["ok"] for s in report["steps"]] == [True] * len(report["steps"])
+    bob = report["accounts"]["bob"]
+    assert bob["margin"] == "0" and bob["positions"] == {}
+    assert report["liquidations"] == []
+    assert report["totals"]["keeper_rewards"] == "0" and report["totals"]["socialized"] == "0"

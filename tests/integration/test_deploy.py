@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import ape
 import pytest
 
 from backstop.chain.manifest import DeploymentMismatch, deploy_or_reuse, verify
@@ -57,9 +58,13 @@ def test_a_parameter_changed_on_chain_fails_the_check_loudly(project, chain, dep
     deployment, _ = deploy_or_reuse(project, chain, deployer, config, root=tmp_path, local=True)
     eth = config.markets[0]
     tampered = replace(eth, im_ratio=WAD // 5, mm_ratio=WAD // 10)
-    deployment.engine.updateMarket(0, tampered.params_tuple(deployment.feeds["ETH"].address), sender=deployer)
+    deployment.engine.scheduleMarketUpdate(
+        0, tampered.params_tuple(deployment.feeds["ETH"].address), sender=deployer
+    )
+    chain.mine(timestamp=chain.blocks.head.timestamp + config.params_delay)
+    deployment.engine.executeMarketUpdate(0, sender=deployer)
     with pytest.raises(DeploymentMismatch) as info:
-        verify(deployment, config)
+        verify(deployment, config, deployer=deployer.address)
     assert any("market ETH.imRatio" in p for p in info.value.problems)
     assert any("market ETH.mmRatio" in p for p in info.value.problems)
     with pytest.raises(DeploymentMismatch):
@@ -133,3 +138,75 @@ def test_mocks_are_refused_on_a_live_network(project, chain, deployer, config, t
 def test_malformed_configs_are_rejected_with_a_reason(mapping, message):
     with pytest.raises(ConfigError, match=message):
         config_from_mapping(mapping)
+
+
+# --- roles after deployment (docs/design.md §10; finding 1 of issue #15) ----------------------------------
+
+
+def _role_holders(contract, start_block: int) -> dict[str, set[str]]:
+    """Every role of ``contract`` (each ``*_ROLE`` constant in its ABI) with its holders, rebuilt
+    from the RoleGranted / RoleRevoked log since ``start_block``: not a guess from a list of
+    candidate addresses."""
+    names = [a.name for a in contract.contract_type.abi if a.type == "function" and a.name.endswith("_ROLE")]
+    by_id = {bytes(getattr(contract, name)()): name for name in names}
+    holders: dict[str, set[str]] = {name: set() for name in names}
+    stop = contract.chain_manager.blocks.head.number
+    events = [
+        *contract.RoleGranted.range(start_block, stop + 1),
+        *contract.RoleRevoked.range(start_block, stop + 1),
+    ]
+    for log in sorted(events, key=lambda e: (e.block_number, e.log_index)):
+        role = by_id[bytes(log.role)]
+        if log.event_name == "RoleGranted":
+            holders[role].add(log.account.lower())
+        else:
+            holders[role].discard(log.account.lower())
+    for role, members in holders.items():  # the log and the live state agree
+        for member in members:
+            assert contract.hasRole(getattr(contract, role)(), member)
+    return holders
+
+
+@pytest.mark.parametrize(
+    "separate_roles", [False, True], ids=["deployer-is-admin", "configured-admin-and-guardian"]
+)
+def test_after_deploy_only_the_engine_holds_an_oracle_role_and_the_configured_accounts_the_engine_roles(
+    project, chain, deployer, accounts, config, tmp_path, separate_roles
+):
+    admin, guardian = (accounts[7].address, accounts[8].address) if separate_roles else (None, None)
+    config = replace(config, admin=admin, guardian=guardian)
+    d, _ = deploy_or_reuse(project, chain, deployer, config, root=tmp_path, local=True)
+    start = min(d.blocks.values())
+    engine = d.engine.address.lower()
+    me = deployer.address.lower()
+    assert _role_holders(d.oracle, start) == {"DEFAULT_ADMIN_ROLE": set(), "ORACLE_ADMIN_ROLE": {engine}}
+    expected_admin = (admin or deployer.address).lower()
+    expected_guardian = (guardian or deployer.address).lower()
+    assert _role_holders(d.engine, start) == {
+        "DEFAULT_ADMIN_ROLE": {expected_admin},
+        "GUARDIAN_ROLE": {expected_guardian},
+    }
+    # The vault and the fund have no roles: their one-shot wiring is spent.
+    with ape.reverts(d.fund.AlreadyWired):
+        d.fund.wire(d.engine.address, d.vault.address, sender=deployer)
+    with ape.reverts(d.vault.AlreadyWired):
+        d.vault.wire(d.engine.address, d.fund.address, sender=deployer)
+    # The deployer can no longer point a market at its own feed or freeze prices.
+    feed = project.MockAggregator.deploy(8, 1, "EVIL", sender=deployer)
+    with ape.reverts(d.oracle.AccessControlUnauthorizedAccount, account=deployer.address):
+        d.oracle.setFeed(0, feed.address, 86_400, sender=deployer)
+    with ape.reverts(d.oracle.AccessControlUnauthorizedAccount, account=deployer.address):
+        d.oracle.setSequencerFeed(feed.address, 0, sender=deployer)
+    with ape.reverts(d.oracle.AccessControlUnauthorizedAccount, account=deployer.address):
+        d.oracle.grantRole(d.oracle.ORACLE_ADMIN_ROLE(), me, sender=deployer)
+    assert d.oracle.feedOf(0).feed == d.feeds["ETH"].address
+    if separate_roles:
+        with ape.reverts(d.engine.AccessControlUnauthorizedAccount, account=deployer.address):
+            d.engine.scheduleMarketUpdate(0, config.markets[0].params_tuple(feed.address), sender=deployer)
+    manifest = json.loads((tmp_path / "deployments" / f"{chain.chain_id}.json").read_text())
+    assert manifest["roles"] == {
+        "admin": admin or deployer.address,
+        "guardian": guardian or deployer.address,
+        "params_delay": 172_800,
+    }
+    assert d.engine.PARAMS_DELAY() == 172_800

@@ -115,12 +115,22 @@ def test_every_role_restricted_engine_function_refuses_a_stranger(system, eth, s
     params = engine.marketParams(eth)
     for call in (
         lambda: engine.addMarket(tuple(params), sender=stranger),
-        lambda: engine.updateMarket(eth, tuple(params), sender=stranger),
+        lambda: engine.scheduleMarketUpdate(eth, tuple(params), sender=stranger),
+        lambda: engine.executeMarketUpdate(eth, sender=stranger),
+        lambda: engine.scheduleSequencerUpdate(stranger, 0, sender=stranger),
+        lambda: engine.executeSequencerUpdate(sender=stranger),
+        lambda: engine.lowerOpenInterestCap(eth, 1, sender=stranger),
         lambda: engine.setMarketPaused(eth, True, sender=stranger),
         lambda: engine.setGlobalPaused(True, sender=stranger),
         lambda: engine.grantRole(engine.GUARDIAN_ROLE(), stranger, sender=stranger),
     ):
         with ape.reverts(engine.AccessControlUnauthorizedAccount, account=stranger.address):
+            call()
+    for call in (
+        lambda: engine.cancelMarketUpdate(eth, sender=stranger),
+        lambda: engine.cancelSequencerUpdate(sender=stranger),
+    ):
+        with ape.reverts(engine.NotAdminOrGuardian, caller=stranger.address):
             call()
     assert not engine.isPaused(eth)
     assert engine.marketCount() == 1

@@ -230,9 +230,12 @@ def exposed(system, project, deployer, chain, alice, bob, carol, keeper):
     """An L2-style suite (sequencer feed up for longer than its grace period) where bob is
     liquidatable, alice holds the other side, carol is flat and the keeper has margin."""
     sequencer = project.MockAggregator.deploy(0, 0, "L2 Sequencer Uptime Status Feed", sender=deployer)
+    # The sequencer feed changes only through the engine's timelock (docs/design.md §10).
+    system.engine.scheduleSequencerUpdate(sequencer, GRACE, sender=deployer)
+    system.advance(system.engine.PARAMS_DELAY())
+    system.engine.executeSequencerUpdate(sender=deployer)
     up_since = chain.blocks.head.timestamp - GRACE - 10
     sequencer.setAnswerAt(0, up_since, up_since, sender=deployer)
-    system.oracle.setSequencerFeed(sequencer, GRACE, sender=deployer)
     market = system.add_market(PRICE)
     system.deposit(keeper, 100_000 * TOKEN)
     system.deposit(alice, 10_000 * TOKEN)
@@ -495,8 +498,8 @@ BAD_PARAMS = [
     ("mm_ratio", 0, "mmRatio"),
     ("im_ratio", ratio(5), "imRatio"),  # equal to MM
     ("im_ratio", WAD + 1, "imRatio"),
-    ("keeper_reward_ratio", ratio(5), "keeperRewardRatio"),
-    ("insurance_fee_ratio", ratio(5), "insuranceFeeRatio"),
+    ("keeper_reward_ratio", ratio(5) + 1, "keeperRewardRatio"),  # above MM on its own
+    ("insurance_fee_ratio", ratio(4) + 1, "insuranceFeeRatio"),  # with the 1 % reward: above MM
     ("maker_fee_ratio", ratio(5), "makerFeeRatio"),
     ("taker_fee_ratio", ratio(5), "takerFeeRatio"),
     ("price_band_ratio", 0, "priceBandRatio"),
@@ -504,19 +507,22 @@ BAD_PARAMS = [
     ("heartbeat", 0, "heartbeat"),
     ("oi_cap", 0, "openInterestCap"),
     ("oi_cap", MAX_VALUE + 1, "openInterestCap"),
+    ("keeper_reward_cap", 0, "keeperRewardCap"),
+    ("keeper_reward_cap", 2**128, "keeperRewardCap"),
 ]
 
 
 @pytest.mark.parametrize(("field", "value", "param"), BAD_PARAMS, ids=[f"{f}={v}" for f, v, _ in BAD_PARAMS])
-def test_update_market_outside_bounds_is_refused_and_the_market_is_unchanged(
+def test_market_update_outside_bounds_is_refused_when_scheduled_and_the_market_is_unchanged(
     system, eth, deployer, alice, bob, field, value, param, ledger
 ):
     system.trade(alice, bob, eth, WAD, PRICE)  # a live market
     bad = MarketSpec(**{field: value}).contract_params(system.feeds[eth])
     before = ledger(system, alice, bob)
     with ape.reverts(system.engine.InvalidMarketParam, param=param, value=value):
-        system.engine.updateMarket(eth, bad, sender=deployer)
+        system.engine.scheduleMarketUpdate(eth, bad, sender=deployer)
     assert ledger(system, alice, bob) == before  # includes the stored parameters and the feed
+    assert system.engine.scheduledMarketUpdate(eth)[1] == 0
 
 
 def test_heartbeat_past_32_bits_and_feeds_past_36_decimals_are_refused(
@@ -525,9 +531,9 @@ def test_heartbeat_past_32_bits_and_feeds_past_36_decimals_are_refused(
     feed = system.feeds[eth]
     too_long = MarketSpec(heartbeat=2**32).contract_params(feed)
     before = ledger(system)
-    with ape.reverts(system.oracle.InvalidHeartbeat, marketId=eth, heartbeat=2**32):
-        system.engine.updateMarket(eth, too_long, sender=deployer)
-    with ape.reverts(system.oracle.InvalidHeartbeat, marketId=1, heartbeat=2**32):
+    with ape.reverts(system.engine.InvalidMarketParam, param="heartbeat", value=2**32):
+        system.engine.scheduleMarketUpdate(eth, too_long, sender=deployer)
+    with ape.reverts(system.engine.InvalidMarketParam, param="heartbeat", value=2**32):
         system.engine.addMarket(too_long, sender=deployer)
     wide = project.MockAggregator.deploy(37, 1, "TOO / WIDE", sender=deployer)
     with ape.reverts(system.oracle.InvalidFeed, marketId=1, feed=wide.address):

@@ -17,6 +17,7 @@ from web3.exceptions import ContractLogicError as Web3LogicError
 from backstop.chain.deploy import deploy_suite
 from backstop.config import MarketConfig, SuiteConfig
 from backstop.model import MarketParams, Model, ModelRevert
+from backstop.model.state import MAX_KEEPER_REWARD_CAP
 from backstop.orders import FAR_EXPIRY, Order, recover_signer, sign_order, to_tuple
 from backstop.units import WAD
 
@@ -62,6 +63,7 @@ class MarketSpec:
     taker_fee_ratio: int = 0
     oi_cap: int = 10**9 * WAD
     heartbeat: int = 86_400
+    keeper_reward_cap: int = MAX_KEEPER_REWARD_CAP
 
     def model_params(self) -> MarketParams:
         return MarketParams(
@@ -73,6 +75,7 @@ class MarketSpec:
             maker_fee_ratio=self.maker_fee_ratio,
             taker_fee_ratio=self.taker_fee_ratio,
             oi_cap=self.oi_cap,
+            keeper_reward_cap=self.keeper_reward_cap,
         )
 
     def contract_params(self, feed) -> tuple:
@@ -89,6 +92,7 @@ class MarketSpec:
             maker_fee_ratio=self.maker_fee_ratio,
             taker_fee_ratio=self.taker_fee_ratio,
             open_interest_cap=self.oi_cap,
+            keeper_reward_cap=self.keeper_reward_cap,
         ).params_tuple(feed.address)
 
 
@@ -152,6 +156,34 @@ class System:
         market_id = self.model.add_market(spec.model_params(), price_wad)
         self.feeds.append(feed)
         return market_id
+
+    def schedule_update(self, market_id: int, spec: MarketSpec):
+        """The admin schedules ``spec`` for ``market_id`` (same feed), in lockstep with the model."""
+        params = spec.contract_params(self.feeds[market_id])
+        return self._run(
+            lambda: self.model.schedule_market_update(market_id, spec.model_params()),
+            self.engine.scheduleMarketUpdate,
+            (market_id, params),
+            self.deployer,
+        )
+
+    def execute_update(self, market_id: int):
+        return self._run(
+            lambda: self.model.execute_market_update(market_id),
+            self.engine.executeMarketUpdate,
+            (market_id,),
+            self.deployer,
+        )
+
+    def update_market(self, market_id: int, spec: MarketSpec) -> None:
+        """Schedules ``spec``, waits ``PARAMS_DELAY`` and executes it: the only way parameters change."""
+        result = self.schedule_update(market_id, spec)
+        assert not isinstance(result, ModelRevert), f"update expected to be scheduled was rejected: {result}"
+        self.advance(self.engine.PARAMS_DELAY())
+        for m, feed in enumerate(self.feeds):  # fresh answers again after the delay, same prices
+            feed.setAnswer(self._answer(self.model.markets[m].price), sender=self.deployer)
+        result = self.execute_update(market_id)
+        assert not isinstance(result, ModelRevert), f"update expected to execute was rejected: {result}"
 
     def set_price(self, market_id: int, price_wad: int) -> None:
         self.feeds[market_id].setAnswer(self._answer(price_wad), sender=self.deployer)

@@ -39,8 +39,9 @@ def test_add_market_stores_parameters_and_registers_the_feed(system):
         ("im_ratio", ratio(5), "imRatio", ratio(5)),  # equal to mm
         ("im_ratio", ratio(4), "imRatio", ratio(4)),  # below mm
         ("im_ratio", WAD + 1, "imRatio", WAD + 1),  # above 100 %
-        ("keeper_reward_ratio", ratio(5), "keeperRewardRatio", ratio(5)),
-        ("insurance_fee_ratio", ratio(6), "insuranceFeeRatio", ratio(6)),
+        ("keeper_reward_ratio", ratio(5) + 1, "keeperRewardRatio", ratio(5) + 1),
+        # keeper 1 % + fee above 4 % exceeds mm = 5 %: the fee is named (it is checked second)
+        ("insurance_fee_ratio", ratio(4) + 1, "insuranceFeeRatio", ratio(4) + 1),
         ("maker_fee_ratio", ratio(5), "makerFeeRatio", ratio(5)),
         ("taker_fee_ratio", ratio(5), "takerFeeRatio", ratio(5)),
         ("price_band_ratio", 0, "priceBandRatio", 0),
@@ -48,6 +49,8 @@ def test_add_market_stores_parameters_and_registers_the_feed(system):
         ("heartbeat", 0, "heartbeat", 0),
         ("oi_cap", 0, "openInterestCap", 0),
         ("oi_cap", 2**127, "openInterestCap", 2**127),
+        ("keeper_reward_cap", 0, "keeperRewardCap", 0),
+        ("keeper_reward_cap", 2**128, "keeperRewardCap", 2**128),
     ],
 )
 def test_add_market_rejects_parameters_outside_bounds(system, field, value, param, reported):
@@ -72,17 +75,17 @@ def test_add_market_is_admin_only(system, stranger):
         system.engine.addMarket(p, sender=stranger)
 
 
-def test_update_market_checks_bounds_and_is_admin_only(system, stranger):
-    market = system.add_market(PRICE)
-    with ape.reverts(system.engine.InvalidMarketParam, param="imRatio", value=ratio(5)):
-        system.engine.updateMarket(market, params(system, im_ratio=ratio(5)), sender=system.deployer)
-    with ape.reverts(system.engine.AccessControlUnauthorizedAccount, account=stranger.address):
-        system.engine.updateMarket(market, params(system), sender=stranger)
-    with ape.reverts(system.engine.UnknownMarket, marketId=7):
-        system.engine.updateMarket(7, params(system), sender=system.deployer)
-    new = params(system, im_ratio=ratio(20), mm_ratio=ratio(10))
-    system.engine.updateMarket(market, new, sender=system.deployer)
-    assert system.engine.marketParams(market).imRatio == ratio(20)
+def test_reward_and_fee_may_together_use_the_whole_maintenance_margin(system):
+    # The new bound is inclusive: keeper 3 % + fee 2 % = mm 5 % lists.
+    system.engine.addMarket(
+        params(system, keeper_reward_ratio=ratio(3), insurance_fee_ratio=ratio(2)), sender=system.deployer
+    )
+    stored = system.engine.marketParams(0)
+    assert (stored.keeperRewardRatio, stored.insuranceFeeRatio, stored.mmRatio) == (
+        ratio(3),
+        ratio(2),
+        ratio(5),
+    )
 
 
 def test_guardian_pauses_a_market_and_everything(system, stranger):

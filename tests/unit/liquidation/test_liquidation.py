@@ -190,15 +190,14 @@ def test_deficit_from_rewards_alone_is_split_by_notional(system, eth, alice, bob
     system.deposit(alice, 10_000 * TOKEN)
     system.deposit(carol, 10_000 * TOKEN)
     system.deposit(bob, 100 * TOKEN)
-    # Raise requirements after the fact (admin) so the account becomes liquidatable at a profit.
+    # Raise requirements after the fact (admin, through the timelock) so the account becomes liquidatable at a profit.
     system.trade(bob, alice, eth, WAD // 4, PRICE)  # long 0.25 ETH: notional 500
     system.trade(carol, bob, btc, WAD // 100, 30_000 * WAD)  # short 0.01 BTC: notional 300
     strict = MarketSpec(
         im_ratio=60 * WAD // 100, mm_ratio=50 * WAD // 100, keeper_reward_ratio=40 * WAD // 100
     )
     for m in (eth, btc):
-        system.engine.updateMarket(m, strict.contract_params(system.feeds[m]), sender=system.deployer)
-        system.model.set_params(m, strict.model_params())
+        system.update_market(m, strict)
     # E = 100 < MMR = 400; K = 320 > 100: D = 220, split 500 : 300 -> 137.5 / 82.5.
     result = system.liquidate(bob, keeper)
     assert result["socialized"] == 220 * WAD

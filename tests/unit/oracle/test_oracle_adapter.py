@@ -192,3 +192,23 @@ def test_grace_period_beyond_96_bits_is_refused(oracle, sequencer, deployer):
     assert oracle.sequencerFeed() == (sequencer.address, GRACE)
     oracle.setSequencerFeed(sequencer, 2**96 - 1, sender=deployer)  # the largest one fits
     assert oracle.sequencerFeed() == (sequencer.address, 2**96 - 1)
+
+
+# --- a positive answer that normalizes to 0 (finding 5 of issue #15) ----------------------------------------
+
+
+def test_36_decimal_feed_whose_answer_normalizes_to_zero_reverts_invalid_price(oracle, make_feed, deployer):
+    """decimals 36 and answer 5e17 is 5e-19 quote: 0 in WAD. The engine reads 0 as "not read yet"
+    and a 0 price would zero every requirement, so it is refused like a 0 answer."""
+    f = make_feed(36, 5 * 10**17)
+    oracle.setFeed(2, f, 3600, sender=deployer)
+    with ape.reverts(oracle.InvalidPrice, marketId=2, answer=5 * 10**17):
+        oracle.priceOf(2)
+    f.setAnswer(10**18, sender=deployer)  # exactly 1 wei of quote: the smallest usable price
+    assert oracle.priceOf(2) == 1
+    f.setAnswer(10**18 - 1, sender=deployer)
+    with ape.reverts(oracle.InvalidPrice, marketId=2, answer=10**18 - 1):
+        oracle.priceOf(2)
+    wide = make_feed(37, 10**37)
+    with ape.reverts(oracle.InvalidFeed, marketId=3, feed=wide.address):
+        oracle.setFeed(3, wide, 3600, sender=deployer)

@@ -303,7 +303,12 @@ def market(**overrides) -> str:
         ),
         (market(price=None), r"markets\.ETH: price \(the initial oracle price\) is required"),
         (market(initial_margin=0.05), r"markets\.ETH: initial_margin must be > maintenance_margin"),
-        (market(keeper_reward=0.05), r"markets\.ETH: keeper_reward must be < maintenance_margin"),
+        (market(keeper_reward=0.051), r"markets\.ETH: keeper_reward must be ≤ maintenance_margin"),
+        (
+            market(keeper_reward=0.05),
+            r"markets\.ETH: keeper_reward \+ insurance_fee must be ≤ maintenance_margin",
+        ),
+        (market(keeper_reward_cap=0), r"markets\.ETH: keeper_reward_cap: must be > 0"),
         (market(taker_fee=0.06), r"markets\.ETH: taker_fee must be < maintenance_margin"),
         (market(price_band=1), r"markets\.ETH: price_band must be in \(0, 1\)"),
         (market(heartbeat=0), r"markets\.ETH: heartbeat must be > 0"),
