@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from backstop.model.state import MAX_KEEPER_REWARD_CAP
+from backstop.model.state import MAX_KEEPER_REWARD_CAP, MarketParams
 from backstop.units import to_units, to_wad
 
 #: A ``feed`` or ``collateral.token`` to deploy as a test double (local chains only).
@@ -48,6 +48,20 @@ class MarketConfig:
     keeper_reward_cap: int = MAX_KEEPER_REWARD_CAP  # WAD quote per liquidation; the maximum = no cap
     mock_price: int = 0  # WAD, initial answer of a mock feed
     mock_feed_decimals: int = 8
+
+    def model_params(self) -> MarketParams:
+        """The reference model's form (the feed and heartbeat are the oracle's, not the model's)."""
+        return MarketParams(
+            im_ratio=self.im_ratio,
+            mm_ratio=self.mm_ratio,
+            keeper_reward_ratio=self.keeper_reward_ratio,
+            insurance_fee_ratio=self.insurance_fee_ratio,
+            price_band_ratio=self.price_band_ratio,
+            maker_fee_ratio=self.maker_fee_ratio,
+            taker_fee_ratio=self.taker_fee_ratio,
+            oi_cap=self.open_interest_cap,
+            keeper_reward_cap=self.keeper_reward_cap,
+        )
 
     def params_tuple(self, feed_address: str) -> tuple:
         """``IMarginEngine.MarketParams`` in field order."""

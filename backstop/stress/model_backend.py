@@ -6,9 +6,8 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from backstop.config import MarketConfig
 from backstop.decisions import plan_liquidations
-from backstop.model import MarketParams, Model, ModelRevert
+from backstop.model import Model, ModelRevert
 from backstop.scenario import (
     ALL,
     MAX,
@@ -39,21 +38,6 @@ MODEL_START_TIME = 1_700_000_000
 
 
 @functools.lru_cache(maxsize=8)
-def model_params(m: MarketConfig) -> MarketParams:
-    """The model's form of a market's parameters (the feed and heartbeat are the backend's)."""
-    return MarketParams(
-        im_ratio=m.im_ratio,
-        mm_ratio=m.mm_ratio,
-        keeper_reward_ratio=m.keeper_reward_ratio,
-        insurance_fee_ratio=m.insurance_fee_ratio,
-        price_band_ratio=m.price_band_ratio,
-        maker_fee_ratio=m.maker_fee_ratio,
-        taker_fee_ratio=m.taker_fee_ratio,
-        oi_cap=m.open_interest_cap,
-        keeper_reward_cap=m.keeper_reward_cap,
-    )
-
-
 def derive_test_addresses(count: int, mnemonic: str = TEST_MNEMONIC) -> tuple[str, ...]:
     """Addresses of the first ``count`` test accounts of ``mnemonic`` (``m/44'/60'/0'/0/i``)."""
     from eth_account import Account
@@ -96,7 +80,7 @@ class ModelBackend(Players):
         )
         self.model.params_delay = scenario.suite_config().params_delay
         for m in scenario.markets:
-            self.model.add_market(model_params(m), m.mock_price)
+            self.model.add_market(m.model_params(), m.mock_price)
             self._price_time.append(self.now)
         self._sync()
         for name, amount in scenario.accounts.items():
@@ -176,7 +160,7 @@ class ModelBackend(Players):
 
     def play_update_market(self, step: UpdateMarket) -> Outcome:
         assert self.model is not None and step.params is not None
-        market_id, params = self.scenario.market_id(step.market), model_params(step.params)
+        market_id, params = self.scenario.market_id(step.market), step.params.model_params()
         return self._call(lambda: self.model.schedule_market_update(market_id, params))[1] or Outcome()
 
     def play_execute_update(self, step: ExecuteUpdate) -> Outcome:

@@ -66,34 +66,17 @@ class MarketSpec:
     keeper_reward_cap: int = MAX_KEEPER_REWARD_CAP
 
     def model_params(self) -> MarketParams:
-        return MarketParams(
-            im_ratio=self.im_ratio,
-            mm_ratio=self.mm_ratio,
-            keeper_reward_ratio=self.keeper_reward_ratio,
-            insurance_fee_ratio=self.insurance_fee_ratio,
-            price_band_ratio=self.price_band_ratio,
-            maker_fee_ratio=self.maker_fee_ratio,
-            taker_fee_ratio=self.taker_fee_ratio,
-            oi_cap=self.oi_cap,
-            keeper_reward_cap=self.keeper_reward_cap,
-        )
+        return self.config(ZERO_ADDRESS).model_params()
 
     def contract_params(self, feed) -> tuple:
         """``IMarginEngine.MarketParams`` for ``feed``, built by the deploy module (one field order)."""
-        return MarketConfig(
-            name="test",
-            feed=feed.address,
-            heartbeat=self.heartbeat,
-            im_ratio=self.im_ratio,
-            mm_ratio=self.mm_ratio,
-            keeper_reward_ratio=self.keeper_reward_ratio,
-            insurance_fee_ratio=self.insurance_fee_ratio,
-            price_band_ratio=self.price_band_ratio,
-            maker_fee_ratio=self.maker_fee_ratio,
-            taker_fee_ratio=self.taker_fee_ratio,
-            open_interest_cap=self.oi_cap,
-            keeper_reward_cap=self.keeper_reward_cap,
-        ).params_tuple(feed.address)
+        return self.config(feed.address).params_tuple(feed.address)
+
+    def config(self, feed_address: str) -> MarketConfig:
+        """This market as a deploy config (the one mapping to both the engine and the model)."""
+        fields = dict(self.__dict__)
+        fields["open_interest_cap"] = fields.pop("oi_cap")
+        return MarketConfig(name="test", feed=feed_address, **fields)
 
 
 @dataclass
