@@ -158,8 +158,8 @@ class Unstake(Step):
 
 @dataclass(frozen=True)
 class UpdateMarket(Step):
-    """The admin (the deployer) schedules ``scheduleMarketUpdate``: ``market`` with the listed
-    parameters changed as in ``changes`` (market keys, e.g. ``maintenance_margin``, parsed)."""
+    """The admin (the deployer) sends ``scheduleMarketUpdate`` for ``market``: ``params`` is the
+    market as listed with the step's keys (e.g. ``maintenance_margin``) changed."""
 
     market: str = ""
     params: MarketConfig | None = None
