@@ -86,8 +86,15 @@ MUTANTS: tuple[Mutant, ...] = (
         "exit-pays-current-value",
         "a fund exit pays the shares' value now instead of min(value at request, value now)",
         "contracts/InsuranceFund.sol",
-        "assets = Math.min(previewRedeem(shares), owed);",
-        "assets = previewRedeem(shares);",
+        "assets = Math.min(_convertToAssets(shares, Math.Rounding.Floor), owed);",
+        "assets = _convertToAssets(shares, Math.Rounding.Floor);",
+    ),
+    Mutant(
+        "escrow-skipped",
+        "requestRedeem leaves the requested shares in the owner's wallet instead of the fund's custody",
+        "contracts/InsuranceFund.sol",
+        "        _transfer(owner, address(this), shares);\n",
+        "",
     ),
     Mutant(
         "loss-charged-to-losing-side",

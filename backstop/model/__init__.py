@@ -29,7 +29,7 @@ from backstop.model.state import (
     MarketParams,
     ModelRevert,
     Position,
-    WithdrawRequest,
+    RedeemRequest,
 )
 
 __all__ = [
@@ -44,7 +44,7 @@ __all__ = [
     "Model",
     "ModelRevert",
     "Position",
-    "WithdrawRequest",
+    "RedeemRequest",
     "ceil_div",
     "clone",
     "copy_state",

@@ -9,7 +9,7 @@ from typing import Self
 from backstop.decisions import AccountHealth
 from backstop.model.math import INT256_MAX, LONG, mul_wad_floor, mul_wad_up, side_of
 from backstop.model.rollback import copy_state
-from backstop.model.state import AccountState, Health, Market, MarketParams, ModelRevert, WithdrawRequest
+from backstop.model.state import AccountState, Health, Market, MarketParams, ModelRevert, RedeemRequest
 from backstop.units import token_scale
 
 
@@ -39,14 +39,16 @@ class ModelBase:
         self.scale: int = token_scale(token_decimals)
         self.vault_tokens: int = 0  # token units held by the vault
         self.fund_tokens: int = 0  # token units held by the insurance fund: its ERC-4626 totalAssets
-        # Insurance fund (immutable parameters, then ERC-4626 share ledger and exit requests).
+        # Insurance fund (immutable parameters, then ERC-4626 share ledger, EIP-7540 requests).
         self.cooldown: int = cooldown
         self.window: int = window
         self.floor_tokens: int = floor_tokens
         self.per_event_cap_tokens: int = per_event_cap_tokens  # 0 = no cap
         self.fund_total_shares: int = 0  # ERC-20 totalSupply of fund shares
         self.fund_balances: dict[str, int] = {}
-        self.withdraw_requests: dict[str, WithdrawRequest] = {}
+        self.redeem_requests: dict[str, RedeemRequest] = {}  # by controller; shares held in escrow
+        self.fund_operators: set[tuple[str, str]] = set()  # (controller, operator) pairs approved
+        self.fund_allowances: dict[tuple[str, str], int] = {}  # (owner, spender) -> share allowance
         # Σ socialized loss not yet settled into margins (signed: settlements round up).
         self.unsettled_loss: int = 0
         self.now: int = 0  # block timestamp, set by the caller

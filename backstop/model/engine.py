@@ -14,8 +14,9 @@ fund cannot cover a deficit; touching an account (trade, withdraw, liquidation, 
 ``unsettled_loss`` (+R_m at socialization, -s at each settlement) makes the solvency identity O(1).
 
 The insurance fund is an ERC-4626 vault (OpenZeppelin 5.1 math, decimals offset 6) whose assets are
-``fund_tokens``; stakers exit through ``request_unstake`` -> cooldown -> ``unstake``/``fund_withdraw``
-inside a window, paid ``min(value at request, value at exit)``. Stakers' wallets are not modelled.
+``fund_tokens``; stakers exit by EIP-7540 asynchronous redemption: ``request_unstake`` escrows the
+shares -> cooldown -> ``unstake``/``fund_withdraw`` inside a window, paid ``min(value at request,
+value at exit)``; or ``cancel_unstake`` (docs/design.md §6). Stakers' wallets are not modelled.
 """
 
 from __future__ import annotations

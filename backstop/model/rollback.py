@@ -122,7 +122,7 @@ def clone(value: Any) -> Any:
 
 def _copy_flat(value: Any) -> Any:
     """A new instance of a dataclass whose fields are all immutable (``Position``, ``MarketParams``,
-    ``WithdrawRequest``): its attribute dict, copied."""
+    ``RedeemRequest``): its attribute dict, copied."""
     out = object.__new__(type(value))
     out.__dict__ = value.__dict__.copy()
     return out
@@ -161,7 +161,9 @@ _STATE_COPIERS: dict[str, Callable[[Any], Any]] = {
     "cancelled": set.copy,
     # (params, eta) tuples; the params are never changed in place (executing copies them)
     "scheduled": dict.copy,
-    "withdraw_requests": lambda requests: {k: _copy_flat(r) for k, r in requests.items()},
+    "fund_allowances": dict.copy,
+    "fund_operators": set.copy,
+    "redeem_requests": lambda requests: {k: _copy_flat(r) for k, r in requests.items()},
     "markets": _copy_markets,
     "accounts": _copy_accounts,
 }

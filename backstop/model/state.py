@@ -1,4 +1,4 @@
-"""The model's state: market parameters, markets, positions, accounts, fund requests, health."""
+"""The model's state: market parameters, markets, positions, accounts, fund redeem requests, health."""
 
 from __future__ import annotations
 
@@ -65,11 +65,11 @@ class AccountState:
 
 
 @dataclass
-class WithdrawRequest:
-    """A staker's pending exit from the insurance fund."""
+class RedeemRequest:
+    """A controller's EIP-7540 redeem request on the insurance fund (its shares are in escrow)."""
 
-    shares: int  # shares still covered by the request, > 0 while stored
-    assets: int  # token units those shares were worth at the request (shrinks pro-rata on exit)
+    shares: int  # escrowed shares not yet claimed, > 0 while stored
+    assets: int  # token units those shares were worth at the request (shrinks pro-rata on claims)
     requested_at: int  # timestamp of the request
 
 

@@ -84,6 +84,7 @@ _STEP_KEYS: dict[str, dict[str, bool]] = {
     "withdraw": {"account": True, "amount": True},
     "request_unstake": {"account": True, "shares": True},
     "unstake": {"account": True, "shares": False},
+    "cancel_unstake": {"account": True},
     "execute_update": {"market": True},
     "cancel_update": {"market": True},
 }

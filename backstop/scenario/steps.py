@@ -138,7 +138,8 @@ class Withdraw(Step):
 
 @dataclass(frozen=True)
 class RequestUnstake(Step):
-    """Start the fund's cooldown for ``shares`` (raw share units) or ``ALL`` of them."""
+    """``requestRedeem(shares, account, account)``: escrow ``shares`` (raw share units) or ``ALL``
+    of the account's shares and start the fund's cooldown."""
 
     account: str = ""
     shares: int | str = ALL
@@ -148,7 +149,7 @@ class RequestUnstake(Step):
 
 @dataclass(frozen=True)
 class Unstake(Step):
-    """Redeem ``shares`` (raw share units) of the matured request, or ``ALL`` of the request."""
+    """Redeem ``shares`` (raw share units) of the claimable request, or ``ALL`` of the request."""
 
     account: str = ""
     shares: int | str = ALL
@@ -182,6 +183,15 @@ class CancelUpdate(Step):
     action: ClassVar[str] = "cancel_update"
 
 
+@dataclass(frozen=True)
+class CancelUnstake(Step):
+    """``cancelRedeemRequest(account)``: the escrowed shares come back by the cancel rule."""
+
+    account: str = ""
+    action: ClassVar[str] = "cancel_unstake"
+    account_keys: ClassVar[tuple[str, ...]] = ("account",)
+
+
 STEP_TYPES: dict[str, type[Step]] = {
     cls.action: cls
     for cls in (
@@ -199,6 +209,7 @@ STEP_TYPES: dict[str, type[Step]] = {
         UpdateMarket,
         ExecuteUpdate,
         CancelUpdate,
+        CancelUnstake,
     )
 }
 

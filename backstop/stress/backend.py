@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from backstop.orders import FAR_EXPIRY, Order
 from backstop.scenario import (
     Advance,
+    CancelUnstake,
     CancelUpdate,
     Deposit,
     ExecuteUpdate,
@@ -43,6 +44,7 @@ STEP_HANDLERS: dict[type[Step], str] = {
     Stake: "play_stake",
     RequestUnstake: "play_request_unstake",
     Unstake: "play_unstake",
+    CancelUnstake: "play_cancel_unstake",
     Settle: "play_settle",
     Liquidate: "play_liquidate",
     Trade: "play_trade",

@@ -12,6 +12,7 @@ from backstop.scenario import (
     ALL,
     MAX,
     Advance,
+    CancelUnstake,
     CancelUpdate,
     Deposit,
     ExecuteUpdate,
@@ -248,13 +249,13 @@ class ChainBackend(Players):
     def play_request_unstake(self, step: RequestUnstake) -> Outcome:
         key, fund = self._key(step), self.fund_.functions
         shares = fund.balanceOf(key.address).call() if step.shares == ALL else step.shares
-        receipt, failed = self._send(fund.requestWithdraw(shares), key)
+        receipt, failed = self._send(fund.requestRedeem(shares, key.address, key.address), key)
         return failed or self._done(receipt)
 
     def play_unstake(self, step: Unstake) -> Outcome:
         key, fund = self._key(step), self.fund_.functions
         addr = key.address
-        shares = fund.withdrawRequestOf(addr).call()[0] if step.shares == ALL else step.shares
+        shares = fund.redeemRequestOf(addr).call()[0] if step.shares == ALL else step.shares
         before = self.token.functions.balanceOf(addr).call()
         receipt, failed = self._send(fund.redeem(shares, addr, addr), key)
         if failed:
@@ -279,6 +280,10 @@ class ChainBackend(Players):
     def play_cancel_update(self, step: CancelUpdate) -> Outcome:
         fn = self.engine.functions.cancelMarketUpdate(self.scenario.market_id(step.market))
         receipt, failed = self._send(fn, self.relayer)
+
+    def play_cancel_unstake(self, step: CancelUnstake) -> Outcome:
+        key = self._key(step)
+        receipt, failed = self._send(self.fund_.functions.cancelRedeemRequest(key.address), key)
         return failed or self._done(receipt)
 
     def play_settle(self, step: Settle) -> Outcome:

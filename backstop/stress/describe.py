@@ -9,6 +9,7 @@ from backstop.scenario import (
     ALL,
     MAX,
     Advance,
+    CancelUnstake,
     Deposit,
     KeeperPass,
     Liquidate,
@@ -59,6 +60,7 @@ _DESCRIBERS: dict[type[Step], Callable[[Any, int, int], str]] = {
     Withdraw: _describe_amount,
     RequestUnstake: _describe_shares,
     Unstake: _describe_shares,
+    CancelUnstake: lambda step, _t, _s: f"cancel_unstake {step.account}",
 }
 
 

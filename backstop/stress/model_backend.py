@@ -12,6 +12,7 @@ from backstop.scenario import (
     ALL,
     MAX,
     Advance,
+    CancelUnstake,
     CancelUpdate,
     Deposit,
     ExecuteUpdate,
@@ -153,7 +154,7 @@ class ModelBackend(Players):
     def play_unstake(self, step: Unstake) -> Outcome:
         assert self.model is not None
         model, addr = self.model, self._address(step)
-        request = model.withdraw_request(addr)
+        request = model.redeem_request(addr)
         shares = (request[0] if request else 0) if step.shares == ALL else step.shares
         paid, failed = self._call(lambda: model.unstake(addr, shares))
         return failed or Outcome(flow=paid)
@@ -172,6 +173,11 @@ class ModelBackend(Players):
         assert self.model is not None
         market_id = self.scenario.market_id(step.market)
         return self._call(lambda: self.model.cancel_market_update(market_id))[1] or Outcome()
+
+    def play_cancel_unstake(self, step: CancelUnstake) -> Outcome:
+        assert self.model is not None
+        model, addr = self.model, self._address(step)
+        return self._call(lambda: model.cancel_unstake(addr))[1] or Outcome()
 
     def play_settle(self, step: Settle) -> Outcome:
         assert self.model is not None

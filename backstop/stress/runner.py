@@ -20,7 +20,7 @@ report is complete, and ``RunResult.ok`` says whether it passed.
 Account names map to test accounts in order of first appearance (index 1, 2, ...; index 0 deploys
 and relays). ``withdraw: max`` withdraws the free collateral floored to a token unit; when that is
 ≤ 0 the withdrawal of 0 reverts (``ZeroAmount``). ``unstake`` without ``shares`` redeems the whole
-pending request (0 shares, hence ``NoWithdrawRequest``, when there is none).
+pending request (0 shares, hence ``NoRedeemRequest``, when there is none).
 """
 
 from __future__ import annotations

@@ -1,15 +1,23 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
+import {IERC165} from "@openzeppelin/contracts/utils/introspection/IERC165.sol";
+
+import {IERC7540Operator, IERC7540Redeem} from "./IERC7540.sol";
+
 /// @title IInsuranceFund
 /// @notice ERC-4626 vault over the collateral token that absorbs bad debt before it is socialized
 ///         (docs/design.md §6). Income: trading fees and liquidation insurance fees, paid in as tokens, so
-///         they raise the share price. Exits go through a cooldown so that no staker can see a
-///         loss coming and leave ahead of it.
+///         they raise the share price. Deposits are synchronous ERC-4626; exits are EIP-7540
+///         asynchronous redemptions: `requestRedeem` moves the shares into the fund's custody, and
+///         only after a cooldown, within a window, can the controller claim them through `redeem` or
+///         `withdraw`, at `min(value at request, value now)` per share. So no staker can see a loss
+///         coming and leave ahead of it.
 /// @dev Share math is OpenZeppelin's ERC-4626 with a decimals offset of 6 (virtual shares and one
 ///      virtual asset), which makes the first-depositor inflation/donation attack unprofitable.
+///      Every request has id 0: requests are keyed by controller, one open request per controller.
 ///      Parameters are immutable; there is no admin.
-interface IInsuranceFund {
+interface IInsuranceFund is IERC7540Redeem, IERC7540Operator, IERC165 {
     /// @notice A zero address was given for `what`.
     error ZeroAddress(string what);
     /// @notice Only the deployer may wire the fund, and only once.
@@ -18,35 +26,45 @@ interface IInsuranceFund {
     error AlreadyWired();
     /// @notice Only the protocol (the margin engine) may call `cover`.
     error NotProtocol(address caller);
-    /// @notice A withdrawal request for zero shares or more than the owner holds.
-    error InvalidWithdrawRequest(uint256 shares, uint256 balance);
-    /// @notice `owner` has no pending withdrawal request.
-    error NoWithdrawRequest(address owner);
+    /// @notice A redeem request for zero shares or more than the owner holds.
+    error InvalidRedeemRequest(uint256 shares, uint256 balance);
+    /// @notice `controller` already has a request that has not expired (its window closes at `deadline`).
+    error RedeemRequestOpen(address controller, uint256 deadline);
+    /// @notice `controller` has no redeem request.
+    error NoRedeemRequest(address controller);
     /// @notice The cooldown ends at `availableAt`.
     error CooldownNotElapsed(uint256 availableAt, uint256 blockTimestamp);
-    /// @notice The withdrawal window closed at `deadline`; request again.
-    error WithdrawalWindowExpired(uint256 deadline, uint256 blockTimestamp);
-    /// @notice More shares than the request covers.
-    error ExceedsRequest(uint256 shares, uint256 requestedShares);
+    /// @notice The claim window closed at `deadline`; cancel or request again to get the shares back.
+    error ClaimWindowExpired(uint256 deadline, uint256 blockTimestamp);
+    /// @notice `caller` is neither `controller` nor one of its operators.
+    error NotControllerOrOperator(address caller, address controller);
+    /// @notice Redemptions are asynchronous: `previewRedeem` and `previewWithdraw` (of `amount`)
+    ///         revert, as EIP-7540 requires. Read `maxRedeem` / `maxWithdraw` instead.
+    error AsyncRedeemNoPreview(uint256 amount);
 
     /// @notice The fund was wired to the protocol allowed to draw cover and to the cover recipient.
     event Wired(address indexed protocol, address indexed coverRecipient);
     /// @notice The protocol asked for `requested` token units of cover and received `paid`.
     event CoverPaid(uint256 requested, uint256 paid);
-    /// @notice `owner` asked to exit `shares`, then worth `assets`; redeemable from `availableAt`.
-    event WithdrawRequested(address indexed owner, uint256 shares, uint256 assets, uint256 availableAt);
+    /// @notice `controller`'s request was cancelled, or returned after its window had passed:
+    ///         `returnedShares` went back to the controller and `burnedShares` were burnt (the
+    ///         part of the cooldown's gain that goes to the other stakers).
+    event RedeemRequestCancelled(address indexed controller, uint256 returnedShares, uint256 burnedShares);
 
-    /// @notice A pending exit: shares and their value when requested, and when.
-    struct WithdrawRequest {
+    /// @notice A controller's redeem request: escrowed shares, their value when requested, and when.
+    /// @param shares Escrowed shares not yet claimed (0: no request).
+    /// @param assets Token units those shares were worth at the request (shrinks pro-rata on claims).
+    /// @param requestedAt Timestamp of the request.
+    struct RedeemRequestData {
         uint128 shares;
         uint128 assets;
         uint64 requestedAt;
     }
 
-    /// @notice Seconds between a request and the first moment it can be redeemed.
+    /// @notice Seconds between a request and the first moment it can be claimed.
     function COOLDOWN() external view returns (uint256);
 
-    /// @notice Seconds after the cooldown during which the request can be redeemed.
+    /// @notice Seconds after the cooldown during which the request can be claimed.
     function WINDOW() external view returns (uint256);
 
     /// @notice Token units that always stay in the fund (`coverable` excludes them).
@@ -71,11 +89,17 @@ interface IInsuranceFund {
     /// @return paid The token units paid.
     function cover(uint256 amountTokens) external returns (uint256 paid);
 
-    /// @notice Starts the cooldown for `shares` of the caller's shares, recording their current value.
-    ///         Replaces any earlier request. The shares keep absorbing losses during the cooldown;
-    ///         the payout is `min(value at request, value at exit)`.
-    function requestWithdraw(uint256 shares) external;
+    /// @notice The share token of this vault (ERC-7575): the fund itself.
+    function share() external view returns (address);
 
-    /// @notice The pending request of `owner` (zero if none).
-    function withdrawRequestOf(address owner) external view returns (WithdrawRequest memory);
+    /// @notice Cancels `controller`'s request (controller or its operator only), pending,
+    ///         claimable or expired alike. Its `n` escrowed shares go back to the controller if
+    ///         they are worth at most the request's value `V`; otherwise only the shares worth `V`
+    ///         go back and the rest are burnt (docs/margin-math.md, "Insurance fund").
+    /// @return returned Shares given back to the controller.
+    /// @return burned Shares burnt.
+    function cancelRedeemRequest(address controller) external returns (uint256 returned, uint256 burned);
+
+    /// @notice The request of `controller` (zeros if none), expired or not.
+    function redeemRequestOf(address controller) external view returns (RedeemRequestData memory);
 }

@@ -159,7 +159,7 @@ contract BackstopLens is IBackstopLens {
             for (uint256 i = 0; i < marketCount; ++i) {
                 (v.sizes[i], v.openNotionals[i]) = ENGINE.positionOf(account, i);
             }
-            v.request = IInsuranceFund(address(FUND)).withdrawRequestOf(account);
+            v.request = IInsuranceFund(address(FUND)).redeemRequestOf(account);
             v.walletTokens = TOKEN.balanceOf(account);
             v.minNonce = ENGINE.minNonceOf(account);
         } else {
@@ -229,7 +229,7 @@ contract BackstopLens is IBackstopLens {
     {
         words[w + 7] = _i(FUND.balanceOf(account));
         if (detail) {
-            IInsuranceFund.WithdrawRequest memory r = IInsuranceFund(address(FUND)).withdrawRequestOf(account);
+            IInsuranceFund.RedeemRequestData memory r = IInsuranceFund(address(FUND)).redeemRequestOf(account);
             words[w + 8] = _i(r.shares);
             words[w + 9] = _i(r.assets);
             words[w + 10] = _i(r.requestedAt);

@@ -95,7 +95,7 @@ interface IBackstopLens {
     /// @param sizes Its position size in every market, indexed by market id.
     /// @param openNotionals Its position's cost basis in every market, indexed by market id.
     /// @param fundShares Its insurance-fund shares.
-    /// @param request Its pending insurance-fund withdrawal request (zero if none).
+    /// @param request Its insurance-fund redeem request as controller (zero if none).
     /// @param walletTokens Its collateral-token balance outside the protocol.
     /// @param minNonce Its minimum valid order nonce.
     struct AccountView {
@@ -111,7 +111,7 @@ interface IBackstopLens {
         int256[] sizes;
         int256[] openNotionals;
         uint256 fundShares;
-        IInsuranceFund.WithdrawRequest request;
+        IInsuranceFund.RedeemRequestData request;
         uint256 walletTokens;
         uint256 minNonce;
     }
@@ -122,7 +122,7 @@ interface IBackstopLens {
     /// @notice `snapshotWords` part: each market's oracle price, usability and pause flag.
     function PART_PRICES() external view returns (uint256);
 
-    /// @notice `snapshotWords` part: each account's withdrawal request, wallet balance, minimum
+    /// @notice `snapshotWords` part: each account's redeem request, wallet balance, minimum
     ///         nonce, and its position in every market (without it, only the markets it holds).
     function PART_ACCOUNT_DETAIL() external view returns (uint256);
 

@@ -18,6 +18,7 @@ from tests.fuzz.invariants import (
     INV_FLAT_NO_HAIRCUT,
     INV_FREE_COLLATERAL_EQ,
     INV_FUND_ASSETS,
+    INV_FUND_ESCROW,
     INV_FUND_REQUEST,
     INV_FUND_SHARES,
     INV_LIQ_MARGIN_ZERO,
@@ -55,7 +56,7 @@ from tests.fuzz.lens import (
     word_of,
 )
 from tests.fuzz.predict import NO_REQUEST, Prediction
-from tests.fuzz.world import MARKETS, N_ACTORS
+from tests.fuzz.world import DEPLOYER, MARKETS, N_ACTORS, Calls, addr_word
 
 
 class Comparison(Prediction):
@@ -302,7 +303,7 @@ class Comparison(Prediction):
         )
         if not detail:
             return
-        req = model.withdraw_request(a) or NO_REQUEST
+        req = model.redeem_request(a) or NO_REQUEST
         expect(acc.request == req, INV_FUND_REQUEST, lambda: f"actor {i}: request {acc.request}, model {req}")
         expect(
             acc.wallet == self.wallets[i],
@@ -327,11 +328,19 @@ class Comparison(Prediction):
                 sizes=sizes,
                 ms=ms: f"market {m}: sizes {sizes} sum {sum(sizes)}, OI {ms.open_interest}",
             )
-        total_shares = sum(acc.fund_shares for acc in snap.accounts)
+        escrow = int.from_bytes(
+            self.b.view(DEPLOYER, self.w.fund, Calls.BALANCE_OF + addr_word(self.w.fund))[:32], "big"
+        )
+        expect(
+            escrow == self.model.fund_escrow(),
+            INV_FUND_ESCROW,
+            lambda: f"fund's own share balance {escrow}, model escrow {self.model.fund_escrow()}",
+        )
+        total_shares = sum(acc.fund_shares for acc in snap.accounts) + escrow
         expect(
             total_shares == snap.fund_supply,
             INV_FUND_SHARES,
-            lambda: f"Σ shares {total_shares} ≠ supply {snap.fund_supply}",
+            lambda: f"Σ shares + escrow {total_shares} ≠ supply {snap.fund_supply}",
         )
         pending = sum(acc.pending for acc in snap.accounts)
         expect(

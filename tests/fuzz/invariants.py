@@ -27,7 +27,13 @@ INV_REVERT_MATCH = _declare(
     "The chain accepts an action exactly when the model does, else reverts with its error.",
 )
 INV_LIQ_EVENT = _declare("INV-LIQ-EVENT", "A liquidation's Liquidated event carries the model's figures.")
-INV_FUND_EXIT = _declare("INV-FUND-EXIT", "redeem pays, and withdraw burns, exactly what the model computes.")
+INV_FUND_EXIT = _declare(
+    "INV-FUND-EXIT",
+    "redeem pays, withdraw burns, and a cancel returns and burns exactly what the model computes.",
+)
+INV_FUND_MAX = _declare(
+    "INV-FUND-MAX", "Before every claim, the controller's maxRedeem and maxWithdraw equal the model's."
+)
 INV_FLAT_WITHDRAW = _declare(
     "INV-FLAT-WITHDRAW", "A flat account can always withdraw its whole positive margin (vault permitting)."
 )
@@ -58,7 +64,12 @@ INV_FUND_ASSETS = _declare(
 INV_FUND_SHARES = _declare(
     "INV-FUND-SHARES", "Share supply, every account's shares and minted shares equal the model's."
 )
-INV_FUND_REQUEST = _declare("INV-FUND-REQUEST", "Every pending fund exit request equals the model's.")
+INV_FUND_REQUEST = _declare(
+    "INV-FUND-REQUEST", "Every fund redeem request (by controller) equals the model's."
+)
+INV_FUND_ESCROW = _declare(
+    "INV-FUND-ESCROW", "The fund's own share balance is Σ escrowed request shares, equal to the model's."
+)
 INV_NONCE = _declare("INV-NONCE", "Every account's minimum order nonce equals the model's.")
 
 # --- whole-system invariants -----------------------------------------------------------------------

@@ -54,7 +54,7 @@ class Prediction(MachineCore):
                 h = model.health(a)
             except ModelRevert:  # a market of the account has no usable price: the health words
                 h = None  # read 0, margin and pending loss are still reported
-            request = (model.withdraw_request(a) or NO_REQUEST) if detail else NO_REQUEST
+            request = (model.redeem_request(a) or NO_REQUEST) if detail else NO_REQUEST
             acct = model_accounts.get(self.keys[i])
             positions = acct.positions if acct is not None else {}
             sizes = [0] * n_markets

@@ -18,7 +18,7 @@ from backstop.model import (
     Model,
     ModelRevert,
     Position,
-    WithdrawRequest,
+    RedeemRequest,
     clone,
     copy_state,
 )
@@ -56,8 +56,8 @@ def test_copy_equals_deepcopy_and_shares_nothing_mutable(busy_model, copier):
         assert market is not original and market.params is not original.params
         assert market.loss_index is not original.loss_index
         assert market.open_interest is not original.open_interest
-    for key, request in state["withdraw_requests"].items():
-        assert copied["withdraw_requests"][key] is not request
+    for key, request in state["redeem_requests"].items():
+        assert copied["redeem_requests"][key] is not request
 
 
 def test_copy_state_knows_every_field_it_writes_out():
@@ -66,7 +66,7 @@ def test_copy_state_knows_every_field_it_writes_out():
     shapes = {
         Position: ["size", "open_notional", "snapshot"],
         MarketParams: [f.name for f in dataclasses.fields(MarketParams)],
-        WithdrawRequest: ["shares", "assets", "requested_at"],
+        RedeemRequest: ["shares", "assets", "requested_at"],
         Market: ["params", "price", "paused", "loss_index", "open_interest"],
         AccountState: ["margin", "positions", "min_nonce"],
     }
@@ -80,7 +80,9 @@ def test_copy_state_knows_every_field_it_writes_out():
     mutable = {k for k, v in model.__dict__.items() if not isinstance(v, int | bool)}
     assert mutable == {
         "fund_balances",
-        "withdraw_requests",
+        "fund_allowances",
+        "fund_operators",
+        "redeem_requests",
         "stale",
         "markets",
         "accounts",

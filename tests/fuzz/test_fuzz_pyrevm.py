@@ -178,7 +178,7 @@ def test_lens_snapshot_decodes_to_the_suites_own_views(world):
             assert (acc.mmr,) == read(engine, ["uint256"], "maintenanceMarginOf(address)", a)
             assert (acc.free,) == read(engine, ["int256"], "freeCollateralOf(address)", a)
         assert (acc.fund_shares,) == read(fund, ["uint256"], "balanceOf(address)", a)
-        assert acc.request == read(fund, ["(uint128,uint128,uint64)"], "withdrawRequestOf(address)", a)[0]
+        assert acc.request == read(fund, ["(uint128,uint128,uint64)"], "redeemRequestOf(address)", a)[0]
         assert (acc.wallet,) == read(world.token, ["uint256"], "balanceOf(address)", a)
         assert (acc.min_nonce,) == read(engine, ["uint256"], "minNonceOf(address)", a)
     assert any(acc.markets and acc.priced for acc in snap.accounts)  # the run left positions to compare

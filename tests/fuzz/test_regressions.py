@@ -166,6 +166,13 @@ REGRESSIONS: dict[str, Regression] = {
             ("unstake", {"who": 4, "pct": 21}),
         ],
     ),
+    "requested_shares_move_into_the_funds_custody": Regression(
+        "escrow-skipped",
+        [
+            ("request_unstake", {"who": 5, "pct": 50}),
+            ("transfer_shares", {"who": 5, "to": 0, "pct": 100}),
+        ],
+    ),
     "partial_close_reduces_open_notional": Regression(
         "open-notional-not-reduced-on-partial-close",
         [

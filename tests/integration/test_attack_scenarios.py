@@ -9,6 +9,7 @@ import pytest
 
 from backstop.scenario import load_scenario
 from backstop.stress.report import to_json, without_chain_fields
+from backstop.units import WAD
 from tests.integration.test_stress import play
 
 ATTACKS = Path(__file__).resolve().parents[2] / "scenarios" / "attacks"
@@ -29,6 +30,7 @@ def test_every_attack_scenario_is_played():
         "liquidation_griefing",
         "dust_position",
         "admin_path",
+        "rotating_staker",
     }
 
 
@@ -42,3 +44,24 @@ def test_admin_path_leaves_the_victim_whole(project, chain, accounts):
     assert bob["margin"] == "0" and bob["positions"] == {}
     assert report["liquidations"] == []
     assert report["totals"]["keeper_rewards"] == "0" and report["totals"]["socialized"] == "0"
+
+
+def test_rotating_staker_shares_the_loss_pro_rata(project, chain, accounts):
+    """scenarios/attacks/rotating_staker.yaml: neither staggered request exits ahead of the
+    675-token cover; the rotating staker's two addresses end with exactly the honest staker's
+    value."""
+    on_chain, _ = play(project, chain, accounts, load_scenario(ATTACKS / "rotating_staker.yaml"))
+    report = to_json(on_chain)
+    steps = report["steps"]
+    assert [s["error"] for s in steps if s["reverted"]] == [
+        "CooldownNotElapsed",
+        "CooldownNotElapsed",
+        "RedeemRequestOpen",
+    ]
+    assert report["totals"]["insurance_covered"] == str(675 * WAD)
+    shares = {name: report["accounts"][name]["fund_shares"] for name in ("honest", "rot_a", "rot_b")}
+    assert shares == {"honest": str(10**15), "rot_a": "0", "rot_b": str(5 * 10**14)}
+    # 2,000 − 675 covered − 331.25 paid to rot_a.
+    assert report["insurance"] == {"total_assets": str(99_375 * WAD // 100), "total_supply": str(15 * 10**14)}
+    # Per share 993.75 / 1.5·10^15: honest's 10^15 are worth 662.5, rot_b's 331.25, and rot_a was
+    # paid 331.25, so both stakers lost 337.5 of their 1,000.

@@ -28,7 +28,7 @@ def ledger():
     """Everything a refused call could have moved in a deployed suite, read without any oracle
     price (so it still works while a feed is broken): token balances of the vault, the fund and
     each given account; their margins, positions, market lists, pending losses, nonces, fund
-    shares and withdrawal requests; every market's open interest, loss indices, parameters and
+    shares and redeem requests; every market's open interest, loss indices, parameters and
     pause flag; the engine's running totals and the solvency identity. Compare before/after."""
 
     def _ledger(system, *accounts) -> dict:
@@ -37,6 +37,7 @@ def ledger():
         state = {
             "tokens:vault": token.balanceOf(vault),
             "tokens:fund": token.balanceOf(fund),
+            "escrow": fund.balanceOf(fund),
             "total_margin": vault.totalMargin(),
             "fund": (fund.totalSupply(), fund.totalAssets()),
             "engine": (engine.netOpenNotional(), engine.unsettledLoss(), engine.globalPaused()),
@@ -59,7 +60,8 @@ def ledger():
                 engine.pendingLossOf(a),
                 engine.minNonceOf(a),
                 fund.balanceOf(a),
-                tuple(fund.withdrawRequestOf(a)),
+                tuple(fund.redeemRequestOf(a)),
+                (fund.pendingRedeemRequest(0, a), fund.claimableRedeemRequest(0, a)),
             )
         return state
 

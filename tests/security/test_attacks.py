@@ -2,16 +2,25 @@
 
 Fund-staker exits ahead of a loss, the donation attack on fund shares and withdrawing unrealized
 profit have their own tests (tests/unit/liquidation, tests/unit/fund, tests/unit/engine) and
-stress scenarios (scenarios/staker_exit_before_loss.yaml).
+stress scenarios (scenarios/staker_exit_before_loss.yaml, scenarios/attacks/rotating_staker.yaml);
+the rotating-requests attack on fund exits is below.
 """
 
 from __future__ import annotations
+
+import ape
 
 from backstop.model import ModelRevert
 from backstop.units import WAD
 
 PRICE = 2000 * WAD
 TOKEN = 10**6
+DAY = 86_400
+
+
+def rejected(result, name: str) -> None:
+    assert isinstance(result, ModelRevert), f"expected {name}, the call succeeded"
+    assert result.name == name
 
 
 def test_colluding_accounts_at_the_band_edge_only_move_their_own_money(system, alice, bob, carol):
@@ -85,3 +94,66 @@ def test_keeper_reward_covers_gas_at_realistic_sizes_and_not_for_dust(system, al
     dust = system.liquidate(carol, keeper)
     assert dust["keeper_reward"] < gas_cost_tokens  # nobody rational liquidates this on L1
     system.check(alice, bob, carol, keeper)
+
+
+def test_rotating_requests_cannot_exit_ahead_of_loss(
+    system, alice, bob, carol, dave, keeper, accounts, ledger
+):
+    """The finding (docs/security.md): requests did not lock their shares, so one stake, moved
+    from address to address, backed staggered requests of which one always had an open window;
+    the rotating staker left with 100 % of its pre-loss value and the honest staker paid the whole
+    cover. Now ``requestRedeem`` escrows the shares: the attacker's two addresses can only request
+    the shares each holds, the escrowed shares cannot move or back a second request, neither
+    window opens before the loss, and both stakers bear it pro-rata."""
+    eth = system.add_market(PRICE)
+    honest, attacker, alt, third = carol, dave, accounts[6], accounts[7]
+    system.stake(honest, 1_000 * TOKEN)
+    system.stake(attacker, 1_000 * TOKEN)
+    shares = system.fund.balanceOf(attacker)
+    assert shares == 10**15
+    # Day 0: the attacker splits its stake over two addresses and requests on both, 4 days apart.
+    system.transfer_shares(attacker, alt, shares // 2)
+    system.request_unstake(attacker, shares // 2)
+    system.advance(4 * DAY)
+    system.request_unstake(alt, shares // 2)
+    assert system.fund.balanceOf(system.fund) == shares and system.fund.balanceOf(attacker) == 0
+
+    # Day 5: a loss is coming. Every rotation attempt reverts and moves nothing.
+    system.advance(DAY)
+    before = ledger(system, honest, attacker, alt, third)
+    with ape.reverts(system.fund.ERC20InsufficientBalance, sender=attacker.address, balance=0, needed=1):
+        system.fund.transfer(third, 1, sender=attacker)  # escrowed shares are not the attacker's
+    rejected(system.request_unstake(attacker, shares // 2, controller=third), "InvalidRedeemRequest")
+    rejected(system.request_unstake(alt, 1), "RedeemRequestOpen")  # one open request per controller
+    rejected(system.unstake(attacker, shares // 2), "CooldownNotElapsed")
+    rejected(system.unstake(alt, shares // 2), "CooldownNotElapsed")
+    assert ledger(system, honest, attacker, alt, third) == before
+
+    # The loss: bob's 1-ETH long at 2,000 on 210 tokens, liquidated at 1,700: the fund pays 107.
+    system.deposit(alice, 10_000 * TOKEN)
+    system.deposit(bob, 210 * TOKEN)
+    system.deposit(keeper, 1_000 * TOKEN)
+    system.set_price(eth, PRICE)  # a fresh answer after five days
+    system.trade(bob, alice, eth, WAD, PRICE)
+    system.set_price(eth, 1700 * WAD)
+    result = system.liquidate(bob, keeper)
+    assert result["covered"] == 107 * WAD
+    assert system.fund.totalAssets() == 1_893 * TOKEN
+
+    # Day 7 and day 11: each request pays min(value at request, value now) = its share of the loss.
+    system.advance(2 * DAY)
+    system.set_price(eth, 1700 * WAD)
+    paid_first = system.fund.maxWithdraw(attacker)
+    system.unstake(attacker, shares // 2)
+    system.advance(4 * DAY)
+    system.set_price(eth, 1700 * WAD)
+    paid_second = system.fund.maxWithdraw(alt)
+    system.unstake(alt, shares // 2)
+    attacker_total = system.token.balanceOf(attacker) + system.token.balanceOf(alt)
+    honest_value = system.fund.convertToAssets(system.fund.balanceOf(honest))
+    # 500 · 1,893 / 2,000 = 473.25 tokens each (5·10^14 · (1,893·10^6 + 1) // (2·10^15 + 10^6)).
+    assert (paid_first, paid_second) == (473_250_000, 473_250_000)
+    assert attacker_total == 946_500_000  # 1,000 − 53.5: half the 107-token cover
+    assert honest_value == 946_500_000  # the honest staker lost 53.5 tokens too
+    assert system.fund.totalAssets() == 946_500_000 and system.fund.totalSupply() == shares
+    system.check(honest, attacker, alt)

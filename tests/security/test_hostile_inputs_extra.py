@@ -457,18 +457,19 @@ def test_maximum_fund_amounts_are_refused_and_nothing_moves(system, carol, ledge
     system.stake(carol, 100 * TOKEN)
     shares = system.fund.balanceOf(carol)
     before = ledger(system, carol)
-    with ape.reverts(system.fund.InvalidWithdrawRequest, shares=MAX_UINT, balance=shares):
-        system.fund.requestWithdraw(MAX_UINT, sender=carol)
+    with ape.reverts(system.fund.InvalidRedeemRequest, shares=MAX_UINT, balance=shares):
+        system.fund.requestRedeem(MAX_UINT, carol, carol, sender=carol)
     system.request_unstake(carol, shares)
     system.advance(7 * 86_400 + 1)
     before = ledger(system, carol)
-    with ape.reverts(system.fund.ExceedsRequest, shares=MAX_UINT, requestedShares=shares):
+    with ape.reverts(system.fund.ERC4626ExceededMaxRedeem, owner=carol, shares=MAX_UINT, max=shares):
         system.fund.redeem(MAX_UINT, carol, carol, sender=carol)
+    with ape.reverts(system.fund.ERC4626ExceededMaxWithdraw, owner=carol, assets=MAX_UINT, max=100 * TOKEN):
+        system.fund.withdraw(MAX_UINT, carol, carol, sender=carol)
     # ERC-4626's share conversion of 2^256 − 1 overflows before any custom check: a panic, not a
     # custom error (OpenZeppelin's Math.mulDiv), still with nothing moved.
     system.token.approve(system.fund, MAX_UINT, sender=carol)
     assert revert_data(system.fund.deposit, MAX_UINT, carol, sender=carol) == PANIC_OVERFLOW
-    assert revert_data(system.fund.withdraw, MAX_UINT, carol, carol, sender=carol) == PANIC_OVERFLOW
     assert ledger(system, carol) == before
 
 

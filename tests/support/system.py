@@ -251,28 +251,69 @@ class System:
         assert not isinstance(result, ModelRevert), f"stake expected to succeed was rejected: {result}"
         return result
 
-    def request_unstake(self, account, shares: int):
+    def request_unstake(self, account, shares: int, controller=None, sender=None):
+        """``requestRedeem(shares, controller, account)`` (controller and sender default to the owner)."""
+        controller = controller or account
+        sender = sender or account
         return self._run(
-            lambda: self.model.request_unstake(account.address, shares),
-            self.fund.requestWithdraw,
-            (shares,),
-            account,
+            lambda: self.model.request_unstake(account.address, shares, controller.address, sender.address),
+            self.fund.requestRedeem,
+            (shares, controller, account),
+            sender,
         )
 
-    def unstake(self, account, shares: int):
+    def unstake(self, controller, shares: int, sender=None, receiver=None):
+        """``redeem(shares, receiver, controller)`` sent by ``sender`` (both default to the controller)."""
+        sender = sender or controller
         return self._run(
-            lambda: self.model.unstake(account.address, shares),
+            lambda: self.model.unstake(controller.address, shares, sender.address),
             self.fund.redeem,
-            (shares, account, account),
-            account,
+            (shares, receiver or controller, controller),
+            sender,
         )
 
-    def fund_withdraw(self, account, assets_tokens: int):
+    def fund_withdraw(self, controller, assets_tokens: int, sender=None, receiver=None):
+        """``withdraw(assets, receiver, controller)`` sent by ``sender`` (default: the controller)."""
+        sender = sender or controller
         return self._run(
-            lambda: self.model.fund_withdraw(account.address, assets_tokens),
+            lambda: self.model.fund_withdraw(controller.address, assets_tokens, sender.address),
             self.fund.withdraw,
-            (assets_tokens, account, account),
-            account,
+            (assets_tokens, receiver or controller, controller),
+            sender,
+        )
+
+    def cancel_unstake(self, controller, sender=None):
+        """``cancelRedeemRequest(controller)`` sent by ``sender`` (default: the controller)."""
+        sender = sender or controller
+        return self._run(
+            lambda: self.model.cancel_unstake(controller.address, sender.address),
+            self.fund.cancelRedeemRequest,
+            (controller,),
+            sender,
+        )
+
+    def set_operator(self, controller, operator, approved: bool = True):
+        return self._run(
+            lambda: self.model.set_operator(controller.address, operator.address, approved),
+            self.fund.setOperator,
+            (operator, approved),
+            controller,
+        )
+
+    def transfer_shares(self, sender, to, shares: int):
+        return self._run(
+            lambda: self.model.transfer_shares(sender.address, to.address, shares),
+            self.fund.transfer,
+            (to, shares),
+            sender,
+        )
+
+    def approve_shares(self, owner, spender, shares: int):
+        return self._run(
+            lambda: self.model.approve_shares(owner.address, spender.address, shares),
+            self.fund.approve,
+            (spender, shares),
+            owner,
         )
 
     def advance(self, seconds: int) -> None:
@@ -400,6 +441,8 @@ class System:
             assert engine.maintenanceMarginOf(a) == model.maintenance_margin(a), f"MMR of {a}"
             assert engine.freeCollateralOf(a) == model.free_collateral(a), f"free collateral of {a}"
             assert self.fund.balanceOf(a) == model.fund_shares(a), f"fund shares of {a}"
+            request = tuple(self.fund.redeemRequestOf(a))
+            assert request == (model.redeem_request(a) or (0, 0, 0)), f"redeem request of {a}"
         for m in range(len(self.feeds)):
             assert engine.openInterestOf(m) == model.open_interest(m), f"open interest of {m}"
             assert tuple(engine.lossIndexOf(m)) == tuple(
@@ -408,6 +451,7 @@ class System:
         assert self.token.balanceOf(vault) == model.vault_tokens, "vault token balance"
         assert self.fund.totalAssets() == model.fund_assets(), "fund assets"
         assert self.fund.totalSupply() == model.fund_supply(), "fund shares"
+        assert self.fund.balanceOf(self.fund) == model.fund_escrow(), "escrowed fund shares"
         assert self.fund.coverable() == model.coverable(), "fund coverable"
         assert vault.totalMargin() == model.total_margin(), "total margin"
         self.check_solvency()

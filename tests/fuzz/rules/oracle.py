@@ -138,9 +138,11 @@ class OracleRules(MachineCore):
 
     @action(weight=3, offset=C((-1, 0, 1, 1_800, 3_599, 3_600, 3_601)), refresh=C((0, 1, 1, 1)))
     def wait_for_exit(self, offset: int, refresh: int) -> None:
-        """Time passes until the earliest pending fund exit request matures, ``offset`` seconds
-        around its window (before it, at its edges, inside, just after it)."""
-        pending = [r[2] for a in self.addr if (r := self.model.withdraw_request(a))]
+        """Time passes until the earliest open fund redeem request matures, ``offset`` seconds
+        around its window (before it, at its edges, inside, just after it); expired requests
+        are left out."""
+        last = self.now - self.model.cooldown - self.model.window  # a request from before expired
+        pending = [r[2] for a in self.addr if (r := self.model.redeem_request(a)) and r[2] >= last]
         target = min(pending) + self.model.cooldown + offset if pending else self.now
         self._advance(max(target - self.now, 0), bool(refresh))
         self._step(need=PART_PRICES)

@@ -1,4 +1,5 @@
-"""InsuranceFund: ERC-4626 shares with a virtual offset, cover limits, and cooldown exits."""
+"""InsuranceFund: ERC-4626 shares with a virtual offset, cover limits, and EIP-7540 exits
+(escrowed request, cooldown, claim window). tests/unit/fund/test_async_redeem.py has the rest."""
 
 from __future__ import annotations
 
@@ -81,33 +82,52 @@ def test_cover_pays_at_most_coverable_above_the_floor(project, chain, deployer, 
     assert system.fund.coverable() == 0
 
 
-def test_request_withdraw_validates_the_share_amount(system, alice):
+def test_request_redeem_validates_the_share_amount(system, alice):
     system.stake(alice, 100 * TOKEN)
     shares = system.fund.balanceOf(alice)
-    rejected(system.request_unstake(alice, 0), "InvalidWithdrawRequest")
-    rejected(system.request_unstake(alice, shares + 1), "InvalidWithdrawRequest")
-    system.request_unstake(alice, shares)
-    r = system.fund.withdrawRequestOf(alice)
-    assert (r.shares, r.assets) == (shares, 100 * TOKEN)
+    rejected(system.request_unstake(alice, 0), "InvalidRedeemRequest")
+    rejected(system.request_unstake(alice, shares + 1), "InvalidRedeemRequest")
+    with ape.reverts(system.fund.InvalidRedeemRequest, shares=shares + 1, balance=shares):
+        system.fund.requestRedeem(shares + 1, alice, alice, sender=alice)
+    tx = system.request_unstake(alice, shares)
+    [event] = [log for log in tx.events if log.event_name == "RedeemRequest"]
+    assert (event.controller, event.owner, event.requestId, event.sender, event.shares) == (
+        alice.address,
+        alice.address,
+        0,
+        alice.address,
+        shares,
+    )
+    r = system.fund.redeemRequestOf(alice)
+    assert (r.shares, r.assets, r.requestedAt) == (shares, 100 * TOKEN, tx.timestamp)
+    assert system.fund.balanceOf(alice) == 0  # escrowed
+    assert system.fund.balanceOf(system.fund) == shares
+    assert system.fund.totalSupply() == shares  # escrowed shares stay in the supply
     system.check(alice)
 
 
 def test_exit_needs_a_request_a_cooldown_and_the_window(system, alice):
     system.stake(alice, 100 * TOKEN)
     shares = system.fund.balanceOf(alice)
-    rejected(system.unstake(alice, shares), "NoWithdrawRequest")
+    rejected(system.unstake(alice, shares), "NoRedeemRequest")
     system.request_unstake(alice, shares)
     system.advance(COOLDOWN - 10)
     rejected(system.unstake(alice, shares), "CooldownNotElapsed")
+    assert system.fund.pendingRedeemRequest(0, alice) == shares
+    assert system.fund.claimableRedeemRequest(0, alice) == 0
     system.advance(WINDOW + 20)
-    rejected(system.unstake(alice, shares), "WithdrawalWindowExpired")
-    system.request_unstake(alice, shares)  # a new request restarts the clock
+    rejected(system.unstake(alice, shares), "ClaimWindowExpired")
+    assert system.fund.pendingRedeemRequest(0, alice) == system.fund.claimableRedeemRequest(0, alice) == 0
+    system.request_unstake(alice, shares)  # the expired request comes back, a new one starts the clock
     system.advance(COOLDOWN)
-    rejected(system.unstake(alice, shares + 1), "ExceedsRequest")
+    assert system.fund.claimableRedeemRequest(0, alice) == shares
+    assert system.fund.claimableRedeemRequest(1, alice) == 0  # every request has id 0
+    rejected(system.unstake(alice, shares + 1), "ERC4626ExceededMaxRedeem")
     system.unstake(alice, shares // 4)
     system.unstake(alice, shares - shares // 4)
     assert system.token.balanceOf(alice) == 100 * TOKEN
-    assert system.fund.withdrawRequestOf(alice).shares == 0
+    assert system.fund.redeemRequestOf(alice).shares == 0
+    assert system.fund.totalSupply() == 0
     system.check(alice)
 
 
@@ -116,12 +136,12 @@ def test_max_redeem_and_max_withdraw_follow_the_request(system, alice):
     shares = system.fund.balanceOf(alice)
     assert system.fund.maxRedeem(alice) == 0
     system.request_unstake(alice, shares // 2)
-    assert system.fund.maxRedeem(alice) == 0
+    assert system.fund.maxRedeem(alice) == system.fund.maxWithdraw(alice) == 0
     system.advance(COOLDOWN + 1)
     assert system.fund.maxRedeem(alice) == shares // 2
     assert system.fund.maxWithdraw(alice) == 50 * TOKEN
     system.advance(WINDOW + 1)
-    assert system.fund.maxRedeem(alice) == 0
+    assert system.fund.maxRedeem(alice) == system.fund.maxWithdraw(alice) == 0
 
 
 def test_withdraw_by_assets_pays_exactly_and_burns_enough_shares(system, alice):
@@ -131,5 +151,8 @@ def test_withdraw_by_assets_pays_exactly_and_burns_enough_shares(system, alice):
     system.advance(COOLDOWN + 1)
     system.fund_withdraw(alice, 40 * TOKEN)
     assert system.token.balanceOf(alice) == 40 * TOKEN
-    assert system.fund.balanceOf(alice) == system.model.fund_shares(alice.address)
+    assert system.fund.redeemRequestOf(alice).shares == shares * 6 // 10
+    rejected(system.fund_withdraw(alice, 60 * TOKEN + 1), "ERC4626ExceededMaxWithdraw")
+    system.fund_withdraw(alice, 60 * TOKEN)
+    assert system.fund.totalSupply() == 0 and system.fund.totalAssets() == 0
     system.check(alice)

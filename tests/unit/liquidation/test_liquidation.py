@@ -275,7 +275,7 @@ def test_fund_stakers_in_cooldown_absorb_the_loss_and_cannot_exit_ahead(
     system.stake(carol, 1_000 * TOKEN)
     shares = system.fund.balanceOf(carol)
     system.request_unstake(carol, shares)
-    value_at_request = system.fund.withdrawRequestOf(carol).assets
+    value_at_request = system.fund.redeemRequestOf(carol).assets
     assert value_at_request == 1_000 * TOKEN
     rejected(system.unstake(carol, shares), "CooldownNotElapsed")  # cannot leave before the loss
     system.deposit(alice, 10_000 * TOKEN)

@@ -486,6 +486,7 @@ OPS = st.one_of(
     st.tuples(st.just("request"), staker, permille),
     st.tuples(st.just("unstake"), staker, st.one_of(st.just(1_000), permille)),
     st.tuples(st.just("fund_withdraw"), staker, st.one_of(st.just(1_000), permille)),
+    st.tuples(st.just("cancel"), staker),
     st.tuples(st.just("time"), st.one_of(st.integers(0, 3 * DAY), st.sampled_from([7 * DAY, 8 * DAY]))),
     st.tuples(st.just("settle"), trader),
     # request -> shock (losses may hit the fund during the cooldown) -> wait into the window -> exit
@@ -594,7 +595,7 @@ def _apply(model: Model, ledger: Ledger, op: tuple[Any, ...], nonce: int) -> Non
         model.request_unstake(who, model.fund_shares(who) * share_permille // 1_000)
         _apply(model, ledger, ("shock", 0, shock), nonce)
         model.now += model.cooldown + wait
-        shares, assets_at_request, _ = model.withdraw_request(who)
+        shares, assets_at_request, _ = model.redeem_request(who)
         try:
             if by_assets:
                 assets = assets_at_request * share_permille // 1_000
@@ -612,14 +613,16 @@ def _apply(model: Model, ledger: Ledger, op: tuple[Any, ...], nonce: int) -> Non
     elif kind == "request":
         model.request_unstake(STAKERS[op[1]], model.fund_shares(STAKERS[op[1]]) * op[2] // 1_000)
     elif kind == "unstake":
-        req = model.withdraw_request(STAKERS[op[1]])
+        req = model.redeem_request(STAKERS[op[1]])
         shares = (req[0] if req else 1) * op[2] // 1_000
         ledger.tokens_in -= model.unstake(STAKERS[op[1]], shares)
     elif kind == "fund_withdraw":
-        req = model.withdraw_request(STAKERS[op[1]])
+        req = model.redeem_request(STAKERS[op[1]])
         assets = (req[1] if req else 1) * op[2] // 1_000
         model.fund_withdraw(STAKERS[op[1]], assets)
         ledger.tokens_in -= assets
+    elif kind == "cancel":
+        model.cancel_unstake(STAKERS[op[1]])
     elif kind == "time":
         model.now += op[1]
     else:
@@ -647,7 +650,7 @@ def test_random_sequences_with_liquidations_and_staking_stay_solvent(ops):
         assert model.vault_tokens + model.fund_tokens == ledger.tokens_in
         assert model.fund_tokens >= 0
         check_solvency(model, ledger.dust_bound)
-        assert sum(model.fund_balances.values()) == model.fund_supply()
+        assert sum(model.fund_balances.values()) + model.fund_escrow() == model.fund_supply()
         for who in STAKERS:
-            req = model.withdraw_request(who)
-            assert req is None or 0 < req[0] <= model.fund_shares(who)
+            req = model.redeem_request(who)
+            assert req is None or req[0] > 0

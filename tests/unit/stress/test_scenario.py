@@ -160,10 +160,10 @@ def test_expect_revert_on_any_step_and_may_name_the_error():
   - deposit: {account: alice, amount: 0, expect_revert: ZeroAmount}
   - keeper: {by: keeper, expect_revert: false}
   - price: {ETH: 1500, expect_revert: true}
-  - unstake: {account: alice, expect_revert: NoWithdrawRequest}
+  - unstake: {account: alice, expect_revert: NoRedeemRequest}
 """
     )
-    assert [step.expect_revert for step in s.steps] == ["ZeroAmount", False, True, "NoWithdrawRequest"]
+    assert [step.expect_revert for step in s.steps] == ["ZeroAmount", False, True, "NoRedeemRequest"]
     assert s.steps[2].prices == {"ETH": 1500 * WAD}
     assert "expect_revert" in error_of("  - deposit: {account: alice, amount: 1, expect_revert: 1}\n")
     assert "expect_revert" in error_of(
@@ -183,6 +183,16 @@ def test_shares_keyword_and_decimal_share_tokens():
     assert s.steps[0].shares == 25 * 10**11
     assert s.steps[1].shares == ALL
     assert s.steps[2].shares == 10**12
+
+
+def test_cancel_unstake_names_an_account():
+    s = parse(
+        "  - cancel_unstake: {account: alice}\n  - cancel_unstake: {account: bob, expect_revert: NoRedeemRequest}\n"
+    )
+    assert [(type(step).__name__, step.account, step.expect_revert) for step in s.steps] == [
+        ("CancelUnstake", "alice", False),
+        ("CancelUnstake", "bob", "NoRedeemRequest"),
+    ]
 
 
 def test_optional_settings_and_their_defaults():
@@ -266,6 +276,8 @@ def test_describe_renders_a_step_on_one_line():
         ("  - deposit: alice\n", r"steps\[0\] \(deposit\): expected a mapping"),
         ("  - {deposit: {account: alice, amount: 1}, advance: 1}\n", r"steps\[0\]: each step is a one-key mapping"),
         ("  - keeper: {by: alice, account: bob}\n", r"steps\[0\] \(keeper\): unknown key 'account'"),
+        ("  - cancel_unstake: {account: alice, shares: 1}\n", r"steps\[0\] \(cancel_unstake\): unknown key 'shares'"),
+        ("  - cancel_unstake: {account: mallory}\n", r"steps\[0\] \(cancel_unstake\)\.account: unknown account 'mallory'"),
     ],
 )  # fmt: skip
 def test_step_errors_name_the_step_and_the_problem(steps, message):
