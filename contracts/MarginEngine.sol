@@ -61,6 +61,19 @@ contract MarginEngine is MarketGovernance, EIP712, ReentrancyGuardTransient {
         bytes32 takerHash;
     }
 
+    /// @dev The account's side of a partial liquidation, from `_takePart` to `liquidatePosition`:
+    ///      the oracle price, the account's signed fill, the open interest after it, the keeper
+    ///      reward (WAD), the insurance fee (token units) and the account's margin change besides
+    ///      the fee (realized PnL − reward).
+    struct PartStep {
+        uint256 price;
+        int256 delta;
+        uint256 oi;
+        uint256 reward;
+        uint256 feeTokens;
+        int256 accountDelta;
+    }
+
     mapping(address account => mapping(uint256 marketId => Position)) internal _positions;
     mapping(address account => uint256 packed) internal _marketLists;
     /// @inheritdoc IMarginEngine
@@ -133,44 +146,50 @@ contract MarginEngine is MarketGovernance, EIP712, ReentrancyGuardTransient {
     }
 
     /// @inheritdoc IMarginEngine
-    /// @dev The waterfall, top to bottom (arithmetic: `LiquidationMath`; loss index: `SocializedLoss`).
-    ///      External calls go only to the protocol's own immutable vault and fund; every entry point
-    ///      that writes engine state is nonReentrant (docs/security.md, SLITHER-1).
-    // slither-disable-next-line reentrancy-no-eth
     function liquidate(address account) external nonReentrant {
-        if (account == msg.sender) revert SelfLiquidation(account);
-        // 1. Settle, then value every position at the oracle: liquidatable iff E < MMR (strict).
-        _settle(account);
         uint256[] memory prices = _priceCache();
-        LiquidationMath.Closing[] memory closing = new LiquidationMath.Closing[](_marketLists[account].length());
-        Valuation memory v = _valueWith(account, VAULT.marginOf(account), prices, closing);
-        if (closing.length == 0 || v.equity >= v.mmr.toInt256()) revert NotLiquidatable(account, v.equity, v.mmr);
+        (bool done, int256 liquidatorMargin, Valuation memory v) = _liquidate(account, prices);
+        if (!done) revert NotLiquidatable(account, v.equity, v.mmr);
+        _checkMargin(msg.sender, liquidatorMargin, NOT_REDUCING, prices);
+    }
 
-        // 2. Keeper reward K, insurance fee F_if out of what is left, or the deficit D.
-        LiquidationMath.Split memory s = LiquidationMath.split(closing, v.margin, v.equity, SCALE);
-        uint256 covered = 0;
-        uint256 socialized = 0;
-        if (s.deficit != 0) {
-            // 3. Bankrupt: the insurance fund covers what it can, in whole token units ...
-            covered = INSURANCE_FUND.cover(s.deficit.toTokensUp(SCALE)).toWad(SCALE);
-            if (covered != 0) emit BadDebtCovered(account, covered);
-            // 4. ... and the winners of the markets the account lost in absorb the rest.
-            if (s.deficit > covered) {
-                socialized = s.deficit - covered;
-                _socialize(closing, socialized);
+    /// @inheritdoc IMarginEngine
+    function liquidateMany(address[] calldata accounts) external nonReentrant returns (uint256 liquidated) {
+        if (accounts.length == 0) revert EmptyBatch();
+        uint256[] memory prices = _priceCache(); // one oracle read per market for the whole batch
+        int256 liquidatorMargin = 0;
+        for (uint256 i; i < accounts.length; ++i) {
+            (bool done, int256 margin, Valuation memory v) = _liquidate(accounts[i], prices);
+            if (done) {
+                liquidatorMargin = margin;
+                ++liquidated;
+            } else {
+                emit LiquidationSkipped(accounts[i], v.equity, v.mmr);
             }
         }
+        // One IMR check of the liquidator, after every takeover (docs/design.md §4b).
+        if (liquidated != 0) _checkMargin(msg.sender, liquidatorMargin, NOT_REDUCING, prices);
+    }
 
-        // 5. The liquidator takes every position over at the oracle price and is paid K. One
-        //    ledger call books both accounts (the account's new margin is checked by nobody).
-        int256 liquidatorDelta = _handOver(account, msg.sender, closing) + s.keeperReward.toInt256();
+    /// @inheritdoc IMarginEngine
+    /// @dev A reducing fill of the account (`_takePart`) and an opening or netting fill of the
+    ///      liquidator at the oracle price, booked in one ledger call with the reward and the fee
+    ///      (docs/margin-math.md §"Partial liquidation").
+    // slither-disable-next-line reentrancy-no-eth
+    function liquidatePosition(address account, uint256 marketId, uint256 size) external nonReentrant {
+        if (account == msg.sender) revert SelfLiquidation(account);
+        Market storage m = _market(marketId);
+        uint256[] memory prices = _priceCache();
+        PartStep memory p = _takePart(account, marketId, m, size, prices);
+        _settle(msg.sender);
+        (uint256 oi, int256 liquidatorRealized) = _applyFill(msg.sender, marketId, m, -p.delta, p.price, p.oi);
+        m.openInterest = uint128(oi);
         // slither-disable-next-line unused-return
-        (, int256 liquidatorMargin) =
-            VAULT.adjustMargins(account, s.accountDelta, s.feeTokens, msg.sender, liquidatorDelta, 0);
-        _checkMargin(msg.sender, liquidatorMargin, NOT_REDUCING, prices);
-        emit Liquidated(
-            account, msg.sender, s.notional, s.keeperReward, s.insuranceFee, s.deficit, covered, socialized
+        (, int256 liquidatorMargin) = VAULT.adjustMargins(
+            account, p.accountDelta, p.feeTokens, msg.sender, liquidatorRealized + p.reward.toInt256(), 0
         );
+        _checkMargin(msg.sender, liquidatorMargin, NOT_REDUCING, prices);
+        emit PositionLiquidated(account, msg.sender, marketId, size, p.price, p.reward, p.feeTokens.toWad(SCALE));
     }
 
     /// @inheritdoc IMarginAuthority
@@ -264,6 +283,85 @@ contract MarginEngine is MarketGovernance, EIP712, ReentrancyGuardTransient {
     }
 
     // --- internal: liquidation -----------------------------------------------------------------
+
+    /// @dev The waterfall for one account, top to bottom (arithmetic: `LiquidationMath`; loss
+    ///      index: `SocializedLoss`), without the liquidator's final margin check, which is the
+    ///      caller's. Returns `done` and the liquidator's margin afterwards, or, if `account` is
+    ///      not liquidatable (no position, or `E ≥ MMR`), `done = false` with nothing moved but
+    ///      its settlement. `v` is the account's valuation before anything moved.
+    ///      External calls go only to the protocol's own immutable vault and fund; every entry point
+    ///      that writes engine state is nonReentrant (docs/security.md, SLITHER-1).
+    // slither-disable-next-line reentrancy-no-eth
+    function _liquidate(address account, uint256[] memory prices)
+        internal
+        returns (bool done, int256 liquidatorMargin, Valuation memory v)
+    {
+        if (account == msg.sender) revert SelfLiquidation(account);
+        // 1. Settle, then value every position at the oracle: liquidatable iff E < MMR (strict).
+        _settle(account);
+        LiquidationMath.Closing[] memory closing = new LiquidationMath.Closing[](_marketLists[account].length());
+        v = _valueWith(account, VAULT.marginOf(account), prices, closing);
+        if (closing.length == 0 || v.equity >= v.mmr.toInt256()) return (false, 0, v);
+
+        // 2. Keeper reward K, insurance fee F_if out of what is left, or the deficit D.
+        LiquidationMath.Split memory s = LiquidationMath.split(closing, v.margin, v.equity, SCALE);
+        uint256 covered = 0;
+        uint256 socialized = 0;
+        if (s.deficit != 0) {
+            // 3. Bankrupt: the insurance fund covers what it can, in whole token units ...
+            covered = INSURANCE_FUND.cover(s.deficit.toTokensUp(SCALE)).toWad(SCALE);
+            if (covered != 0) emit BadDebtCovered(account, covered);
+            // 4. ... and the winners of the markets the account lost in absorb the rest.
+            if (s.deficit > covered) {
+                socialized = s.deficit - covered;
+                _socialize(closing, socialized);
+            }
+        }
+
+        // 5. The liquidator takes every position over at the oracle price and is paid K. One
+        //    ledger call books both accounts (the account's new margin is checked by nobody).
+        int256 liquidatorDelta = _handOver(account, msg.sender, closing) + s.keeperReward.toInt256();
+        // slither-disable-next-line unused-return
+        (, liquidatorMargin) = VAULT.adjustMargins(account, s.accountDelta, s.feeTokens, msg.sender, liquidatorDelta, 0);
+        emit Liquidated(
+            account, msg.sender, s.notional, s.keeperReward, s.insuranceFee, s.deficit, covered, socialized
+        );
+        done = true;
+    }
+
+    /// @dev The liquidated account's side of a partial step (docs/design.md §4a): settles it,
+    ///      checks it is liquidatable and holds `0 < size ≤ |position|` in `marketId` (= `m`),
+    ///      applies the reducing fill at the oracle price and sizes the keeper reward and the fee;
+    ///      reverts `PartialLiquidationBankrupt` if the account's equity after realizing and paying
+    ///      the reward is negative. Books nothing: the caller does, with the liquidator's side.
+    function _takePart(address account, uint256 marketId, Market storage m, uint256 size, uint256[] memory prices)
+        internal
+        returns (PartStep memory p)
+    {
+        _settle(account);
+        Valuation memory v = _value(account, prices);
+        if (_marketLists[account].length() == 0 || v.equity >= v.mmr.toInt256()) {
+            revert NotLiquidatable(account, v.equity, v.mmr);
+        }
+        int256 s = _positions[account][marketId].size;
+        if (s == 0) revert NoPositionInMarket(account, marketId);
+        if (size == 0 || size > s.abs()) revert InvalidLiquidationSize(account, marketId, size, s.abs());
+
+        p.price = _priceOf(prices, marketId);
+        p.delta = s > 0 ? -int256(size) : int256(size); // |delta| ≤ |s| < 2^127
+        int256 realized;
+        (p.oi, realized) = _applyFill(account, marketId, m, p.delta, p.price, m.openInterest);
+        uint256 notional = size.mulWadUp(p.price);
+        p.reward = notional.mulWadDown(m.keeperRewardRatio);
+        if (p.reward > m.keeperRewardCap) p.reward = m.keeperRewardCap;
+        p.accountDelta = realized - p.reward.toInt256();
+        // E₁: the account's equity after realizing and paying K, its remaining positions at P.
+        int256 equityAfter = _value(account, prices).equity + p.accountDelta;
+        if (equityAfter < 0) revert PartialLiquidationBankrupt(account, equityAfter);
+        // Rounded down to a whole token unit on purpose, as in `liquidate` (docs/design.md §4).
+        uint256 feeRaw = notional.mulWadDown(m.insuranceFeeRatio);
+        p.feeTokens = (feeRaw < uint256(equityAfter) ? feeRaw : uint256(equityAfter)).toTokensDown(SCALE);
+    }
 
     /// @dev Charges `loss` to the winners: each market's share (`LiquidationMath.lossShares`) is
     ///      charged to its opposite side through the loss index (`SocializedLoss.charge`). Open

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from backstop.model.base import key_of
@@ -14,7 +15,8 @@ from backstop.units import WAD
 
 
 class LiquidationRules(TradingRules, FundRules):
-    """``liquidate``: the fund covers what the account cannot, the rest is socialized."""
+    """``liquidate``: the fund covers what the account cannot, the rest is socialized; its batch
+    ``liquidate_many``; and the partial step ``liquidate_position`` for solvent accounts."""
 
     @atomic
     def liquidate(self, account: str, liquidator: str) -> dict[str, Any]:
@@ -24,6 +26,100 @@ class LiquidationRules(TradingRules, FundRules):
         K, ``insurance_fee`` F_if, ``deficit`` D (0 if none), ``covered`` (cover tokens · SCALE),
         ``socialized`` R, and ``index_deltas``: ``(market_id, side, R_m, ΔL)`` per ``LossSocialized``.
         """
+        result = self._liquidate(account, liquidator)
+        if "skipped" in result:
+            raise ModelRevert("NotLiquidatable", account, result["equity"], result["mmr"])
+        self._check_liquidator(liquidator)
+        return result
+
+    @atomic
+    def liquidate_many(self, accounts: Sequence[str], liquidator: str) -> dict[str, Any]:
+        """``liquidateMany(accounts)`` sent by ``liquidator`` (docs/design.md §4b): :meth:`liquidate`
+        for each account in order, without its margin check; an account that is not liquidatable
+        when its turn comes (healthy, flat, or listed again) is skipped. Then one ``E ≥ IMR``
+        check of the liquidator, if anything was liquidated.
+
+        Returns ``entries``: per listed account, in order, its :meth:`liquidate` result or
+        ``{"skipped": True, "equity": E, "mmr": MMR}`` (``LiquidationSkipped``), each with its
+        ``account``; ``liquidated``: the entries of the accounts liquidated; ``skipped``:
+        ``(account, equity, mmr)`` of the others.
+        """
+        if not accounts:
+            raise ModelRevert("EmptyBatch")
+        entries = [{"account": account, **self._liquidate(account, liquidator)} for account in accounts]
+        liquidated = [e for e in entries if "skipped" not in e]
+        if liquidated:
+            self._check_liquidator(liquidator)
+        skipped = [(e["account"], e["equity"], e["mmr"]) for e in entries if "skipped" in e]
+        return {"entries": entries, "liquidated": liquidated, "skipped": skipped}
+
+    @atomic
+    def liquidate_position(self, account: str, market_id: int, size: int, liquidator: str) -> dict[str, Any]:
+        """``liquidatePosition(account, marketId, size)`` sent by ``liquidator`` (docs/design.md
+        §4a, docs/margin-math.md §"Partial liquidation"): a reducing fill of ``size`` at the oracle
+        price for the account, ``K = min(N·keeperRewardRatio, cap)`` with ``N = size·P`` rounded
+        up, the fee ``min(N·insuranceFeeRatio, E₁)`` in whole token units (down), and the
+        liquidator's takeover and ``E ≥ IMR`` check.
+
+        Returns the figures of ``PositionLiquidated`` (WAD): ``market``, ``size``, ``price``,
+        ``keeper_reward``, ``insurance_fee``.
+        """
+        if key_of(liquidator) == key_of(account):
+            raise ModelRevert("SelfLiquidation", account)
+        params = self._market(market_id).params
+        acct = self._touch(account)
+        h = self._health(acct)
+        if not acct.positions or h.equity >= h.mmr:
+            raise ModelRevert("NotLiquidatable", account, h.equity, h.mmr)
+        pos = acct.positions.get(market_id)
+        if pos is None:
+            raise ModelRevert("NoPositionInMarket", account, market_id)
+        if size == 0 or size > abs(pos.size):
+            raise ModelRevert("InvalidLiquidationSize", account, market_id, size, abs(pos.size))
+
+        price = self._price(market_id)
+        delta = -size if pos.size > 0 else size
+        self._apply_fill(acct, market_id, delta, price)  # realized PnL into margin
+        notional = mul_wad_up(size, price)
+        keeper = min(mul_wad_down(notional, params.keeper_reward_ratio), params.keeper_reward_cap)
+        acct.margin -= keeper
+        # E₁: equity after realizing and paying K; a partial step must leave the account solvent
+        equity_after = self._health(acct).equity
+        if equity_after < 0:
+            raise ModelRevert("PartialLiquidationBankrupt", account, equity_after)
+        fee_tokens = min(mul_wad_down(notional, params.insurance_fee_ratio), equity_after) // self.scale
+        acct.margin -= fee_tokens * self.scale
+
+        liq = self._touch(liquidator)
+        self._apply_fill(liq, market_id, -delta, price)
+        if len(liq.positions) > self.MAX_MARKETS_PER_ACCOUNT:
+            raise ModelRevert("TooManyMarkets", liquidator)
+        liq.margin += keeper
+        self._pay_fee(fee_tokens)
+        self._check_liquidator(liquidator)
+        return {
+            "market": market_id,
+            "size": size,
+            "price": price,
+            "keeper_reward": keeper,
+            "insurance_fee": fee_tokens * self.scale,
+        }
+
+    def _check_liquidator(self, liquidator: str) -> None:
+        """The liquidator must end with ``E ≥ IMR`` (step 8)."""
+        lh = self._health(self._account(liquidator))
+        if lh.equity < lh.imr:
+            raise ModelRevert("InsufficientMargin", liquidator, lh.equity, lh.imr)
+
+    def _pay_fee(self, fee_tokens: int) -> None:
+        """The vault pays an insurance fee to the fund in tokens (inside its ledger call)."""
+        self._check_vault_balance(fee_tokens)
+        self.vault_tokens -= fee_tokens
+        self.fund_tokens += fee_tokens
+
+    def _liquidate(self, account: str, liquidator: str) -> dict[str, Any]:
+        """Steps 1-7 of :meth:`liquidate` (not atomic: its callers are). An account that is not
+        liquidatable is only touched: ``{"skipped": True, "equity": E, "mmr": MMR}``."""
         # 1. not by itself (checked first, before anything is read); touch; liquidatable, which
         #    needs fresh prices for all its markets (a flat account needs none)
         if key_of(liquidator) == key_of(account):
@@ -31,7 +127,7 @@ class LiquidationRules(TradingRules, FundRules):
         acct = self._touch(account)
         h = self._health(acct)  # StalePrice for the first stale market of the account's list
         if not acct.positions or h.equity >= h.mmr:
-            raise ModelRevert("NotLiquidatable", account, h.equity, h.mmr)
+            return {"skipped": True, "equity": h.equity, "mmr": h.mmr}
 
         # 2. close at fair value: realized u_m and notional n_m per market, in market-list order
         taken: list[tuple[int, int, int, int]] = []  # (market_id, size, price, u_m)
@@ -102,16 +198,8 @@ class LiquidationRules(TradingRules, FundRules):
                 raise ModelRevert("TooManyMarkets", liquidator)
         liq.margin += keeper
         # The vault books both accounts in one call, which pays the fee to the fund in tokens out
-        # of the vault: after the takeover, before the liquidator's margin check.
-        self._check_vault_balance(fee_tokens)
-        self.vault_tokens -= fee_tokens
-        self.fund_tokens += fee_tokens
-
-        # 8. the liquidator must end with E ≥ IMR
-        lh = self._health(liq)
-        if lh.equity < lh.imr:
-            raise ModelRevert("InsufficientMargin", liquidator, lh.equity, lh.imr)
-
+        # of the vault: after the takeover, before the liquidator's margin check (the caller's).
+        self._pay_fee(fee_tokens)
         return {
             "notional": sum(notionals),
             "keeper_reward": keeper,

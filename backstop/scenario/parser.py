@@ -77,7 +77,8 @@ def load_yaml(text: str) -> Any:
 _STEP_KEYS: dict[str, dict[str, bool]] = {
     "stake": {"account": True, "amount": True},
     "trade": {"buyer": True, "seller": True, "market": True, "size": True, "price": True, "maker": False},
-    "liquidate": {"account": True, "by": True},
+    "liquidate": {"account": True, "by": True, "market": False, "size": False},
+    "liquidate_many": {"accounts": True, "by": True},
     "keeper": {"by": True},
     "settle": {"account": True, "by": False},
     "deposit": {"account": True, "amount": True},
@@ -381,6 +382,20 @@ def _parse_accounts(raw: Any, decimals: int) -> dict[str, int]:
     return out
 
 
+def _account_list(raw: Any, accounts: set[str], where: str) -> tuple[str, ...]:
+    """A list of declared account names (repeats allowed: the engine skips them); an empty list
+    is allowed, for a step that expects ``EmptyBatch``."""
+    if not isinstance(raw, list):
+        raise ScenarioError(f"{where}: must be a list of account names, like [bob, carol]")
+    for i, name in enumerate(raw):
+        if not isinstance(name, str) or name not in accounts:
+            known = ", ".join(sorted(accounts)) or "none declared"
+            raise ScenarioError(
+                f"{where}[{i}]: unknown account {name!r}; declare it under 'accounts' (known: {known})"
+            )
+    return tuple(raw)
+
+
 def _parse_expect_revert(value: Any, where: str) -> bool | str:
     if isinstance(value, bool):
         return value
@@ -465,6 +480,13 @@ def _parse_step(
     elif action == "withdraw":
         amount = body["amount"]
         fields["amount"] = MAX if amount == MAX else _tokens(amount, decimals, f"{where}.amount")
+    elif action == "liquidate" and ("market" in body or "size" in body):
+        if "market" not in body or "size" not in body:
+            raise ScenarioError(f"{where}: a partial liquidation gives both market and size")
+        fields["market"] = _known_market(body["market"], markets, f"{where}.market")
+        fields["size"] = _wad(body["size"], f"{where}.size")
+    elif action == "liquidate_many":
+        fields["targets"] = _account_list(body["accounts"], accounts, f"{where}.accounts")
     elif action in ("execute_update", "cancel_update"):
         fields["market"] = _known_market(body["market"], markets, f"{where}.market")
     elif action in ("request_unstake", "unstake"):

@@ -89,12 +89,32 @@ class Advance(Step):
 
 @dataclass(frozen=True)
 class Liquidate(Step):
-    """``by`` calls ``liquidate(account)``."""
+    """``by`` calls ``liquidate(account)``; with ``market`` and ``size`` (WAD base units), the
+    partial step ``liquidatePosition(account, market, size)`` instead (docs/design.md §4a)."""
 
     account: str = ""
     by: str = ""
+    market: str | None = None
+    size: int | None = None
     action: ClassVar[str] = "liquidate"
     account_keys: ClassVar[tuple[str, ...]] = ("account", "by")
+
+    @property
+    def partial(self) -> bool:
+        return self.market is not None
+
+
+@dataclass(frozen=True)
+class LiquidateMany(Step):
+    """``by`` calls ``liquidateMany(accounts)`` (docs/design.md §4b); a name may repeat."""
+
+    targets: tuple[str, ...] = ()
+    by: str = ""
+    action: ClassVar[str] = "liquidate_many"
+    account_keys: ClassVar[tuple[str, ...]] = ("by",)
+
+    def accounts(self) -> list[str]:
+        return [*self.targets, self.by]
 
 
 @dataclass(frozen=True)
@@ -200,6 +220,7 @@ STEP_TYPES: dict[str, type[Step]] = {
         Price,
         Advance,
         Liquidate,
+        LiquidateMany,
         KeeperPass,
         Settle,
         Deposit,

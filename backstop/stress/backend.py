@@ -9,9 +9,10 @@ order nonces).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from backstop.model.math import mul_wad_up
 from backstop.orders import FAR_EXPIRY, Order
 from backstop.scenario import (
     Advance,
@@ -21,6 +22,7 @@ from backstop.scenario import (
     ExecuteUpdate,
     KeeperPass,
     Liquidate,
+    LiquidateMany,
     Price,
     RequestUnstake,
     Scenario,
@@ -47,6 +49,7 @@ STEP_HANDLERS: dict[type[Step], str] = {
     CancelUnstake: "play_cancel_unstake",
     Settle: "play_settle",
     Liquidate: "play_liquidate",
+    LiquidateMany: "play_liquidate_many",
     Trade: "play_trade",
     KeeperPass: "play_keeper",
     UpdateMarket: "play_update_market",
@@ -143,11 +146,39 @@ class Players:
         return address
 
 
+def partial_record(
+    account: str, liquidator: str, market: str, size: int, price: int, keeper_reward: int, insurance_fee: int
+) -> dict[str, Any]:
+    """The report entry of a partial liquidation (``PositionLiquidated``): the fields of a whole one,
+    with ``notional = size·price`` rounded up as the engine sizes it and no deficit (a partial step
+    leaves the account solvent), plus ``market`` and ``size``."""
+    return {
+        "account": account,
+        "liquidator": liquidator,
+        "notional": mul_wad_up(size, price),
+        "keeper_reward": keeper_reward,
+        "insurance_fee": insurance_fee,
+        "deficit": 0,
+        "covered": 0,
+        "socialized": 0,
+        "market": market,
+        "size": size,
+    }
+
+
 def keeper_outcome(
-    liquidations: list[dict[str, Any]], failed: int, gas: int | None, name_of: Callable[[str], str]
+    liquidations: list[dict[str, Any]],
+    failed: int,
+    gas: int | None,
+    name_of: Callable[[str], str],
+    skipped: Sequence[str] = (),
 ) -> Outcome:
+    """A keeper pass's or a ``liquidate_many`` batch's outcome: who was liquidated, who was skipped
+    (``LiquidationSkipped``: no longer liquidatable), how many attempts failed."""
     names = ", ".join(name_of(liq["account"]) for liq in liquidations) or "nobody"
     note = f"liquidated {names}" + (f"; {failed} failed" if failed else "")
+    if skipped:
+        note += "; skipped " + ", ".join(name_of(a) for a in skipped)
     return Outcome(
         reverted=failed > 0,
         error=f"KeeperFailed({failed})" if failed else None,

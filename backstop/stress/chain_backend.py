@@ -18,6 +18,7 @@ from backstop.scenario import (
     ExecuteUpdate,
     KeeperPass,
     Liquidate,
+    LiquidateMany,
     Price,
     RequestUnstake,
     Scenario,
@@ -30,7 +31,7 @@ from backstop.scenario import (
     UpdateMarket,
     Withdraw,
 )
-from backstop.stress.backend import Players, dispatch, keeper_outcome
+from backstop.stress.backend import Players, dispatch, keeper_outcome, partial_record
 from backstop.stress.results import AccountView, Outcome
 
 
@@ -292,10 +293,25 @@ class ChainBackend(Players):
         return failed or self._done(receipt)
 
     def play_liquidate(self, step: Liquidate) -> Outcome:
-        receipt, failed = self._send(
-            self.engine.functions.liquidate(self._key(step).address), self.keys[step.by]
-        )
+        assert self.scenario is not None
+        account = self._key(step).address
+        if step.partial:
+            assert step.market is not None and step.size is not None
+            fn = self.engine.functions.liquidatePosition(
+                account, self.scenario.market_id(step.market), step.size
+            )
+        else:
+            fn = self.engine.functions.liquidate(account)
+        receipt, failed = self._send(fn, self.keys[step.by])
         return failed or self._done(receipt, liquidations=self._liquidations(receipt))
+
+    def play_liquidate_many(self, step: LiquidateMany) -> Outcome:
+        targets = [self.keys[name].address for name in step.targets]
+        receipt, failed = self._send(self.engine.functions.liquidateMany(targets), self.keys[step.by])
+        if failed:
+            return failed
+        skipped = [e["args"]["account"] for e in self._events(self.engine.events.LiquidationSkipped, receipt)]
+        return keeper_outcome(self._liquidations(receipt), 0, receipt["gasUsed"], self.name_of, skipped)
 
     def play_trade(self, step: Trade) -> Outcome:
         assert self.scenario is not None
@@ -335,6 +351,16 @@ class ChainBackend(Players):
                     "socialized": a["socialized"],
                 }
             )
+        assert self.scenario is not None
+        names = self.scenario.market_names()
+        for event in self._events(self.engine.events.PositionLiquidated, receipt):
+            a = event["args"]
+            out.append(
+                partial_record(
+                    a["account"], a["liquidator"], names[a["marketId"]], a["size"], a["price"],
+                    a["keeperReward"], a["insuranceFee"],
+                )
+            )  # fmt: skip
         return out
 
     def _keeper(self, key: Any) -> Outcome:

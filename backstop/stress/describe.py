@@ -13,6 +13,7 @@ from backstop.scenario import (
     Deposit,
     KeeperPass,
     Liquidate,
+    LiquidateMany,
     Price,
     RequestUnstake,
     Scenario,
@@ -52,7 +53,12 @@ _DESCRIBERS: dict[type[Step], Callable[[Any, int, int], str]] = {
     Trade: _describe_trade,
     Price: lambda step, _t, _s: "price " + " ".join(f"{m}={format_units(p)}" for m, p in step.prices.items()),
     Advance: lambda step, _t, _s: f"advance {step.seconds}s",
-    Liquidate: lambda step, _t, _s: f"liquidate {step.account} by {step.by}",
+    Liquidate: lambda step, _t, _s: (
+        f"liquidate {step.account} {step.market} {format_units(step.size)} by {step.by}"
+        if step.partial
+        else f"liquidate {step.account} by {step.by}"
+    ),
+    LiquidateMany: lambda step, _t, _s: f"liquidate_many [{', '.join(step.targets)}] by {step.by}",
     KeeperPass: lambda step, _t, _s: f"keeper by {step.by}",
     Settle: lambda step, _t, _s: f"settle {step.account}" + (f" by {step.by}" if step.by else ""),
     Deposit: _describe_amount,

@@ -18,6 +18,7 @@ from backstop.scenario import (
     ExecuteUpdate,
     KeeperPass,
     Liquidate,
+    LiquidateMany,
     Price,
     RequestUnstake,
     Scenario,
@@ -29,7 +30,7 @@ from backstop.scenario import (
     UpdateMarket,
     Withdraw,
 )
-from backstop.stress.backend import Players, dispatch, keeper_outcome
+from backstop.stress.backend import Players, dispatch, keeper_outcome, partial_record
 from backstop.stress.results import LIQUIDATION_FIELDS, AccountView, Outcome
 
 #: The mnemonic of Ape's (and anvil's) default test accounts (ape-config.yaml ``test.mnemonic``).
@@ -185,12 +186,29 @@ class ModelBackend(Players):
         return self._call(lambda: model.settle(addr))[1] or Outcome()
 
     def play_liquidate(self, step: Liquidate) -> Outcome:
-        assert self.model is not None
-        model, addr = self.model, self._address(step)
-        result, failed = self._call(lambda: model.liquidate(addr, self.addresses[step.by]))
+        assert self.model is not None and self.scenario is not None
+        model, addr, by = self.model, self._address(step), self.addresses[step.by]
+        if step.partial:
+            assert step.market is not None and step.size is not None
+            market_id, size = self.scenario.market_id(step.market), step.size
+            result, failed = self._call(lambda: model.liquidate_position(addr, market_id, size, by))
+            if failed:
+                return failed
+            return Outcome(liquidations=[self._partial(addr, by, step.market, result)])
+        result, failed = self._call(lambda: model.liquidate(addr, by))
         if failed:
             return failed
-        return Outcome(liquidations=[self._liquidation(addr, self.addresses[step.by], result)])
+        return Outcome(liquidations=[self._liquidation(addr, by, result)])
+
+    def play_liquidate_many(self, step: LiquidateMany) -> Outcome:
+        assert self.model is not None
+        model, by = self.model, self.addresses[step.by]
+        targets = [self.addresses[name] for name in step.targets]
+        result, failed = self._call(lambda: model.liquidate_many(targets, by))
+        if failed:
+            return failed
+        liquidations = [self._liquidation(r["account"], by, r) for r in result["liquidated"]]
+        return keeper_outcome(liquidations, 0, None, self.name_of, [a for a, *_ in result["skipped"]])
 
     def play_trade(self, step: Trade) -> Outcome:
         assert self.model is not None and self.scenario is not None
@@ -206,6 +224,18 @@ class ModelBackend(Players):
     @staticmethod
     def _liquidation(account: str, liquidator: str, result: Mapping[str, Any]) -> dict[str, Any]:
         return {"account": account, "liquidator": liquidator, **{k: result[k] for k in LIQUIDATION_FIELDS}}
+
+    @staticmethod
+    def _partial(account: str, liquidator: str, market: str, result: Mapping[str, Any]) -> dict[str, Any]:
+        return partial_record(
+            account,
+            liquidator,
+            market,
+            result["size"],
+            result["price"],
+            result["keeper_reward"],
+            result["insurance_fee"],
+        )
 
     def _keeper(self, keeper: str) -> Outcome:
         """One keeper pass: ``plan_liquidations`` over every account's health, then liquidate in that order,

@@ -81,6 +81,7 @@ def to_json(result: RunResult) -> dict[str, Any]:
                 "deficit": _s(liq.deficit),
                 "covered": _s(liq.covered),
                 "socialized": _s(liq.socialized),
+                **({"market": liq.market, "size": _s(liq.size)} if liq.market is not None else {}),
             }
             for liq in result.liquidations
         ],
@@ -244,7 +245,7 @@ def summary_table(result: RunResult) -> str:
         rows = [
             [
                 str(liq.step),
-                liq.account,
+                liq.account if liq.market is None else f"{liq.account} ({liq.market} {fmt_amount(liq.size)})",
                 liq.liquidator,
                 fmt_amount(liq.notional),
                 fmt_amount(liq.keeper_reward),

@@ -72,6 +72,9 @@ class LiquidationRecord:
     deficit: int
     covered: int
     socialized: int
+    #: A partial liquidation's market name and size taken (WAD); None for a whole account.
+    market: str | None = None
+    size: int | None = None
 
 
 @dataclass

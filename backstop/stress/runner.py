@@ -122,6 +122,8 @@ def run(scenario: Scenario, backend: ScenarioBackend, progress: ProgressFn | Non
                     account=backend.name_of(liq["account"]),
                     liquidator=backend.name_of(liq["liquidator"]),
                     **{k: int(liq[k]) for k in LIQUIDATION_FIELDS},
+                    market=liq.get("market"),
+                    size=liq.get("size"),
                 )
             )
         trading_fees += outcome.trading_fees

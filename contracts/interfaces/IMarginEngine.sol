@@ -121,6 +121,15 @@ interface IMarginEngine is IMarginAuthority {
     error NotLiquidatable(address account, int256 equity, uint256 maintenance);
     /// @notice An account cannot liquidate itself.
     error SelfLiquidation(address account);
+    /// @notice `liquidatePosition` with `size` 0 or above the position's `|size|` (`positionSize`).
+    error InvalidLiquidationSize(address account, uint256 marketId, uint256 size, uint256 positionSize);
+    /// @notice `liquidatePosition` on a market `account` holds no position in.
+    error NoPositionInMarket(address account, uint256 marketId);
+    /// @notice A partial step would leave `account` with `equity` < 0 after its keeper reward:
+    ///         a bankrupt account goes through `liquidate` and its waterfall.
+    error PartialLiquidationBankrupt(address account, int256 equity);
+    /// @notice `liquidateMany` with an empty list.
+    error EmptyBatch();
     /// @notice The constructor's parameter delay is outside `[minimum, maximum]` seconds.
     error InvalidParamsDelay(uint256 delay, uint256 minimum, uint256 maximum);
     /// @notice `target` (a market id, or `SEQUENCER_TARGET`) already has an update scheduled for `eta`.
@@ -195,6 +204,21 @@ interface IMarginEngine is IMarginAuthority {
         uint256 covered,
         uint256 socialized
     );
+    /// @notice `liquidator` took over `size` (WAD base units) of `account`'s position in
+    ///         `marketId` at the oracle `price` (docs/design.md §4a). `keeperReward` (WAD) went to
+    ///         the liquidator and `insuranceFee` (WAD, whole token units) to the fund.
+    event PositionLiquidated(
+        address indexed account,
+        address indexed liquidator,
+        uint256 indexed marketId,
+        uint256 size,
+        uint256 price,
+        uint256 keeperReward,
+        uint256 insuranceFee
+    );
+    /// @notice `liquidateMany` skipped `account`: it was no longer liquidatable when its turn came
+    ///         (`equity ≥ maintenanceMargin`, or it held no position).
+    event LiquidationSkipped(address indexed account, int256 equity, uint256 maintenanceMargin);
     /// @notice The insurance fund paid `amount` (WAD) of `account`'s deficit.
     event BadDebtCovered(address indexed account, uint256 amount);
     /// @notice `amount` (WAD) was charged to `side` (0 long, 1 short) of `marketId`: its loss index
@@ -269,6 +293,24 @@ interface IMarginEngine is IMarginAuthority {
     ///         socialized to the opposite side of the markets the account lost in. Works while
     ///         trading is paused; needs fresh prices; never reverts because the fund is short.
     function liquidate(address account) external;
+
+    /// @notice Partial liquidation (docs/design.md §4a): the caller takes over `size` (WAD base
+    ///         units, `0 < size ≤ |position|`) of liquidatable `account`'s position in `marketId`
+    ///         at the oracle price `P`. With `N = size·P` (rounded up), the keeper reward
+    ///         `K = min(N·keeperRewardRatio, keeperRewardCap)` goes to the caller and the insurance
+    ///         fee `min(N·insuranceFeeRatio, max(E₁, 0))` (whole token units, down) to the fund,
+    ///         where `E₁` is the account's equity after realizing and paying `K`. Reverts
+    ///         `PartialLiquidationBankrupt` if `E₁ < 0`; the caller must end with `E ≥ IMR`. The
+    ///         account's buffer `E − MMR` never falls by more than 2 wei. Emits `PositionLiquidated`.
+    function liquidatePosition(address account, uint256 marketId, uint256 size) external;
+
+    /// @notice Batch liquidation (docs/design.md §4b): `liquidate` for each of `accounts` in order,
+    ///         skipping (`LiquidationSkipped`, no revert) those not liquidatable when their turn
+    ///         comes, a repeated entry included. The caller's `E ≥ IMR` is checked once, at the
+    ///         end. Reverts `EmptyBatch` for an empty list and `SelfLiquidation` if the caller is
+    ///         listed.
+    /// @return liquidated How many accounts were liquidated.
+    function liquidateMany(address[] calldata accounts) external returns (uint256 liquidated);
 
     // --- views ---------------------------------------------------------------------------------
 

@@ -115,19 +115,20 @@ class Comparison(Prediction):
             INV_SOLVENCY_DUST,
             lambda: f"dust {dust} outside [0, {self.dust_bound}]",
         )
-        if full or self.liquidated is not None:
+        if full or self.liquidated:
             snap = snap or decode_snapshot(output, N_ACTORS)
             if full:
                 self._compare_sums(snap)
-            if self.liquidated is not None:
-                target, deficit = self.liquidated
+            for target, deficit in self.liquidated:
                 acc = snap.accounts[target]
                 expect(
                     acc.margin >= 0 and not acc.markets and (deficit == 0 or acc.margin == 0),
                     INV_LIQ_MARGIN_ZERO,
-                    lambda: f"liquidated actor {target}: margin {acc.margin}, markets {acc.markets}, deficit {deficit}",
+                    lambda t=target, a=acc, d=deficit: (
+                        f"liquidated actor {t}: margin {a.margin}, markets {a.markets}, deficit {d}"
+                    ),
                 )
-                self.liquidated = None
+            self.liquidated = []
         self.need = 0
         self.changed = False
 

@@ -64,7 +64,7 @@ class MachineCore(RuleBasedStateMachine):
         self.need = ALL_PARTS  # optional lens parts the next (non-full) check must read
         self.changed = True  # whether anything changed since the last comparison
         self.step_changed = False  # whether the current step changed anything
-        self.liquidated: tuple[int, int] | None = None  # (actor, deficit) of the last liquidation
+        self.liquidated: list[tuple[int, int]] = []  # (actor, deficit) per liquidation of the step
         self.price_min = [m.price // 1_000 for m in MARKETS]
         self.price_max = [m.price * 1_000 for m in MARKETS]
 

@@ -26,7 +26,13 @@ INV_REVERT_MATCH = _declare(
     "INV-REVERT-MATCH",
     "The chain accepts an action exactly when the model does, else reverts with its error.",
 )
-INV_LIQ_EVENT = _declare("INV-LIQ-EVENT", "A liquidation's Liquidated event carries the model's figures.")
+INV_LIQ_EVENT = _declare(
+    "INV-LIQ-EVENT",
+    "Every Liquidated, PositionLiquidated and LiquidationSkipped event carries the model's figures.",
+)
+INV_PARTIAL_BUFFER = _declare(
+    "INV-PARTIAL-BUFFER", "A partial liquidation never lowers the account's E − MMR by more than 2 wei."
+)
 INV_FUND_EXIT = _declare(
     "INV-FUND-EXIT",
     "redeem pays, withdraw burns, and a cancel returns and burns exactly what the model computes.",

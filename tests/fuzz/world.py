@@ -189,6 +189,8 @@ class Calls:
     RAISE_NONCE = selector("raiseMinNonce(uint256)")
     SETTLE = selector("settle(address)")
     LIQUIDATE = selector("liquidate(address)")
+    LIQUIDATE_POSITION = selector("liquidatePosition(address,uint256,uint256)")
+    LIQUIDATE_MANY = selector("liquidateMany(address[])")
     PAUSE_MARKET = selector("setMarketPaused(uint256,bool)")
     PAUSE_GLOBAL = selector("setGlobalPaused(bool)")
     STAKE = selector("deposit(uint256,address)")
@@ -267,14 +269,45 @@ def install_fast_struct_hash() -> None:
 LIQUIDATED_TOPIC = keccak(b"Liquidated(address,address,uint256,uint256,uint256,uint256,uint256,uint256)")
 
 
-def liquidated_event(logs: tuple[Log, ...], engine: str) -> dict[str, int] | None:
-    """The fields of the engine's ``Liquidated`` event among ``logs`` (None if absent)."""
+POSITION_LIQUIDATED_TOPIC = keccak(
+    b"PositionLiquidated(address,address,uint256,uint256,uint256,uint256,uint256)"
+)
+LIQUIDATION_SKIPPED_TOPIC = keccak(b"LiquidationSkipped(address,int256,uint256)")
+_LIQUIDATED_KEYS = ("notional", "keeper_reward", "insurance_fee", "deficit", "covered", "socialized")
+
+
+def _words(data: bytes) -> list[int]:
+    return [int.from_bytes(data[i : i + 32], "big") for i in range(0, len(data), 32)]
+
+
+def _signed(word: int) -> int:
+    return word - 2**256 if word >= 2**255 else word
+
+
+def liquidation_events(logs: tuple[Log, ...], engine: str) -> list[tuple[str, str, dict[str, int]]]:
+    """The engine's liquidation events among ``logs``, in order: ``("Liquidated", account,
+    figures)``, ``("PositionLiquidated", account, {market, size, price, keeper_reward,
+    insurance_fee})`` and ``("LiquidationSkipped", account, {equity, mmr})``; accounts lowercase."""
+    out: list[tuple[str, str, dict[str, int]]] = []
     for log in logs:
-        if log.address == engine.lower() and log.topics and log.topics[0] == LIQUIDATED_TOPIC:
-            fields = [int.from_bytes(log.data[i : i + 32], "big") for i in range(0, 192, 32)]
-            keys = ("notional", "keeper_reward", "insurance_fee", "deficit", "covered", "socialized")
-            return dict(zip(keys, fields, strict=True))
-    return None
+        if log.address != engine.lower() or not log.topics:
+            continue
+        topic, words = log.topics[0], _words(log.data)
+        account = "0x" + log.topics[1][-20:].hex() if len(log.topics) > 1 else ""
+        if topic == LIQUIDATED_TOPIC:
+            out.append(("Liquidated", account, dict(zip(_LIQUIDATED_KEYS, words, strict=True))))
+        elif topic == POSITION_LIQUIDATED_TOPIC:
+            keys = ("size", "price", "keeper_reward", "insurance_fee")
+            fields = {"market": int.from_bytes(log.topics[3], "big"), **dict(zip(keys, words, strict=True))}
+            out.append(("PositionLiquidated", account, fields))
+        elif topic == LIQUIDATION_SKIPPED_TOPIC:
+            out.append(("LiquidationSkipped", account, {"equity": _signed(words[0]), "mmr": words[1]}))
+    return out
+
+
+def liquidated_event(logs: tuple[Log, ...], engine: str) -> dict[str, int] | None:
+    """The fields of the engine's first ``Liquidated`` event among ``logs`` (None if absent)."""
+    return next((f for kind, _, f in liquidation_events(logs, engine) if kind == "Liquidated"), None)
 
 
 class World:
