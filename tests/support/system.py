@@ -237,6 +237,59 @@ class System:
         outcome["receipt"] = result
         return outcome
 
+    def liquidate_position(self, account, market_id: int, size: int, liquidator):
+        """``liquidatePosition`` in lockstep; returns the model's result dict with the receipt (or
+        the predicted revert). The ``PositionLiquidated`` event must carry the model's figures."""
+        outcome: dict[str, Any] = {}
+
+        def model_call():
+            outcome.update(
+                self.model.liquidate_position(account.address, market_id, size, liquidator.address)
+            )
+
+        result = self._run(model_call, self.engine.liquidatePosition, (account, market_id, size), liquidator)
+        if isinstance(result, ModelRevert):
+            return result
+        [event] = [log for log in result.events if log.event_name == "PositionLiquidated"]
+        assert (event.account, event.liquidator) == (account.address, liquidator.address)
+        for field, key in [
+            ("marketId", "market"),
+            ("size", "size"),
+            ("price", "price"),
+            ("keeperReward", "keeper_reward"),
+            ("insuranceFee", "insurance_fee"),
+        ]:
+            assert getattr(event, field) == outcome[key], f"PositionLiquidated.{field}"
+        outcome["receipt"] = result
+        return outcome
+
+    def liquidate_many(self, accounts: list, liquidator):
+        """``liquidateMany`` in lockstep; returns the model's result dict with the receipt (or the
+        predicted revert). The ``Liquidated`` / ``LiquidationSkipped`` events must follow the model's
+        entries in order, with its figures."""
+        outcome: dict[str, Any] = {}
+
+        def model_call():
+            outcome.update(self.model.liquidate_many([a.address for a in accounts], liquidator.address))
+
+        result = self._run(
+            model_call, self.engine.liquidateMany, ([a.address for a in accounts],), liquidator
+        )
+        if isinstance(result, ModelRevert):
+            return result
+        events = [log for log in result.events if log.event_name in ("Liquidated", "LiquidationSkipped")]
+        assert len(events) == len(outcome["entries"])
+        for event, entry in zip(events, outcome["entries"], strict=True):
+            assert event.account.lower() == entry["account"].lower()
+            if "skipped" in entry:
+                assert event.event_name == "LiquidationSkipped"
+                assert (event.equity, event.maintenanceMargin) == (entry["equity"], entry["mmr"])
+            else:
+                assert event.event_name == "Liquidated"
+                assert (event.keeperReward, event.deficit) == (entry["keeper_reward"], entry["deficit"])
+        outcome["receipt"] = result
+        return outcome
+
     # --- insurance fund ------------------------------------------------------------------------------
 
     def stake(self, account, amount_tokens: int):
@@ -411,13 +464,18 @@ class System:
 
     def revert_selector(self, method, args: tuple, sender) -> bytes:
         """The 4-byte error selector the chain reverts with for this call (fails if it succeeds)."""
+        return self.revert_data(method, args, sender)[:4]
+
+    def revert_data(self, method, args: tuple, sender) -> bytes:
+        """The whole revert data (selector and ABI-encoded arguments) of this call, simulated
+        (fails if it succeeds)."""
         tx = method.as_transaction(*args, sender=sender)
         web3 = self.chain.provider.web3
         try:
             web3.eth.call({"from": sender.address, "to": tx.receiver, "data": bytes(tx.data)})
         except Web3LogicError as err:
             data = err.data if isinstance(err.data, str) else "0x"
-            return bytes.fromhex(data.removeprefix("0x"))[:4]
+            return bytes.fromhex(data.removeprefix("0x"))
         raise AssertionError(f"{method} succeeded on chain where the model expected a revert")
 
     def _name_of(self, selector: bytes) -> str:
