@@ -117,6 +117,20 @@ MUTANTS: tuple[Mutant, ...] = (
         "        if (s.keeperReward > rewardCap) s.keeperReward = rewardCap;\n",
         "",
     ),
+    Mutant(
+        "partial-step-bankrupt-check-skipped",
+        "liquidatePosition lets a step leave the account with negative equity after its reward",
+        "contracts/MarginEngine.sol",
+        "        if (equityAfter < 0) revert PartialLiquidationBankrupt(account, equityAfter);\n",
+        "",
+    ),
+    Mutant(
+        "batch-final-imr-check-skipped",
+        "liquidateMany never checks the liquidator's initial margin after the batch",
+        "contracts/MarginEngine.sol",
+        "        if (liquidated != 0) _checkMargin(msg.sender, liquidatorMargin, NOT_REDUCING, prices);\n",
+        "",
+    ),
 )
 
 
