@@ -352,7 +352,7 @@ class ChainBackend(Players):
                 }
             )
         assert self.scenario is not None
-        names = self.scenario.market_names()
+        names = self.scenario.market_names
         for event in self._events(self.engine.events.PositionLiquidated, receipt):
             a = event["args"]
             out.append(

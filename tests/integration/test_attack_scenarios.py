@@ -31,7 +31,25 @@ def test_every_attack_scenario_is_played():
         "dust_position",
         "admin_path",
         "rotating_staker",
+        "winner_escapes",
     }
+
+
+def test_winner_escapes_and_the_late_entrant_pays(project, chain, accounts):
+    """scenarios/attacks/winner_escapes.yaml: the limit of the socialization basis, measured
+    (docs/design.md §5). In ETH alice closes her winning short in the gap and keeps all 5,000 of
+    her profit; carol, who sold after the crash, pays the whole 3,150 (31.5 % of her 10,000). In
+    SOL, where nobody leaves before the keeper, the winner erin pays the 315."""
+    on_chain, _ = play(project, chain, accounts, load_scenario(ATTACKS / "winner_escapes.yaml"))
+    report = to_json(on_chain)
+    assert [(liq["account"], liq["socialized"]) for liq in report["liquidations"]] == [
+        ("bob", str(3_150 * WAD)),
+        ("dan", str(315 * WAD)),
+    ]
+    assert report["accounts"]["carol"]["margin"] == str(6_850 * WAD)  # 10,000 − 3,150
+    assert report["accounts"]["erin"]["margin"] == str(685 * WAD)  # 1,000 − 315
+    assert report["accounts"]["alice"]["margin"] == "0"
+    assert on_chain.flows["alice"] == 5_000 * 10**6  # deposited 5,000, withdrew 10,000: the whole profit
 
 
 def test_admin_path_leaves_the_victim_whole(project, chain, accounts):

@@ -15,6 +15,7 @@ import pytest
 from backstop.scenario import load_scenario, parse_scenario_text
 from backstop.stress import ChainBackend, ModelBackend, main, run, write_outputs
 from backstop.stress.report import to_json, without_chain_fields
+from backstop.units import WAD
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "scenarios"
@@ -71,7 +72,8 @@ def test_flash_crash_report_equals_the_reference_model(project, chain, accounts,
 
 
 @pytest.mark.parametrize(
-    "name", ["two_market_cascade", "exhausted_fund", "staker_exit_before_loss", "bad_inputs"]
+    "name",
+    ["two_market_cascade", "exhausted_fund", "staker_exit_before_loss", "bad_inputs", "partial_and_batch"],
 )
 def test_every_scenario_passes_on_chain_and_matches_the_model(project, chain, accounts, name):
     # flash_crash runs in the test above
@@ -89,7 +91,27 @@ def test_a_scenario_file_list_is_complete():
         "exhausted_fund",
         "staker_exit_before_loss",
         "bad_inputs",
+        "partial_and_batch",
     }
+
+
+def test_partial_and_batch_report(project, chain, accounts):
+    """scenarios/partial_and_batch.yaml: the report's partial entries carry market and size, the
+    batch adds one entry per account it liquidated, and the skipped ones are named in the note."""
+    on_chain, _ = play(project, chain, accounts, load_scenario(SCENARIOS / "partial_and_batch.yaml"))
+    report = to_json(on_chain)
+    partial = [liq for liq in report["liquidations"] if "market" in liq]
+    assert [(liq["account"], liq["market"], liq["size"], liq["notional"]) for liq in partial] == [
+        ("whale", "ETH", str(5 * WAD), str(9_000 * WAD)),
+        ("whale", "ETH", str(5 * WAD), str(9_000 * WAD)),
+    ]
+    assert all(
+        (liq["keeper_reward"], liq["insurance_fee"]) == (str(90 * WAD), str(90 * WAD)) for liq in partial
+    )
+    batch = [liq for liq in report["liquidations"] if liq["step"] == 13]
+    assert [liq["account"] for liq in batch] == ["ann", "ben", "cat"]
+    assert on_chain.steps[13].note == "liquidated ann, ben, cat; skipped ben, dave"
+    assert report["accounts"]["whale"]["positions"]["ETH"]["size"] == str(30 * WAD)
 
 
 FAILING = """
