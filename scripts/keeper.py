@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import click
@@ -25,7 +26,9 @@ from eth_account import Account
 from web3 import HTTPProvider, Web3
 
 from backstop.chain.rpc import RpcUnavailable
+from backstop.decisions.fallback import DEFAULT_BUFFER_RATIO, DEFAULT_GAS_BUDGET, DEFAULT_MIN_STEP_NOTIONAL
 from backstop.keeper import Keeper, KeeperConfigError, KeeperStateError, LocalSigner
+from backstop.units import to_wad
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -113,7 +116,30 @@ def read_manifest(path: Path, chain_id: int) -> tuple[str, int]:
     type=click.IntRange(min=1),
     default=8,
     show_default=True,
-    help="Window: accounts re-checked together and sent before awaiting receipts (1: one at a time).",
+    help="Window: transactions sent before awaiting their receipts (1: one at a time).",
+)
+@click.option(
+    "--gas-budget",
+    type=click.IntRange(min=100_000),
+    default=DEFAULT_GAS_BUDGET,
+    show_default=True,
+    help="Estimated gas per liquidateMany batch (the batch is cut to fit).",
+)
+@click.option(
+    "--buffer",
+    "buffer_ratio",
+    type=click.FloatRange(min=0, max=10),
+    default=DEFAULT_BUFFER_RATIO / 1e18,
+    show_default=True,
+    help="Keep free collateral >= this share of the keeper's own IMR after every takeover.",
+)
+@click.option(
+    "--min-step",
+    "min_step",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_MIN_STEP_NOTIONAL / 1e18,
+    show_default=True,
+    help="Smallest partial liquidation worth a transaction (quote notional).",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Also log DEBUG lines (empty syncs).")
 def cli(
@@ -126,6 +152,9 @@ def cli(
     batch_size: int,
     poll_interval: float,
     max_in_flight: int,
+    gas_budget: int,
+    buffer_ratio: float,
+    min_step: float,
     verbose: bool,
 ):
     handler = logging.StreamHandler()
@@ -155,6 +184,9 @@ def cli(
             dry_run=dry_run,
             logger=log,
             max_in_flight=max_in_flight,
+            gas_budget=gas_budget,
+            buffer_ratio=to_wad(Decimal(str(buffer_ratio))),
+            min_step_notional=to_wad(Decimal(str(min_step))),
         )
         if once:
             report = keeper.run_once()

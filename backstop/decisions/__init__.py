@@ -25,6 +25,7 @@ from backstop.decisions.capital import (
     step_size,
     valuation,
 )
+from backstop.decisions.fallback import play_actions
 
 __all__ = [
     "AccountHealth",
@@ -41,6 +42,7 @@ __all__ = [
     "decide",
     "plan_liquidations",
     "plan_pass",
+    "play_actions",
     "split_batch",
     "step_size",
     "valuation",

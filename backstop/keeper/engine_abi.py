@@ -1,5 +1,7 @@
-"""The keeper's view of the engine's ABI: what it calls (``healthOf``, ``liquidate``), the events it
-reads (``PositionChanged``, ``Liquidated``) and the names of the errors it may see. Built from ABI
+"""The keeper's view of the engine's ABI: what it calls (``healthOf``, ``liquidateMany``,
+``liquidatePosition``, the position and market views), the events it reads (``PositionChanged``,
+``Liquidated``, ``PositionLiquidated``, ``LiquidationSkipped``) and the names of the errors it may
+see. Built from ABI
 data, pure: loading the compiled artifact is :func:`load_engine_abis`."""
 
 from __future__ import annotations
@@ -58,6 +60,17 @@ class EngineAbi:
     topic_position: bytes
     topic_liquidated: bytes
     errors: dict[bytes, str]
+    liquidate_many_selector: bytes
+    liquidate_position_selector: bytes
+    markets_of_selector: bytes
+    position_of_selector: bytes
+    market_params_selector: bytes
+    market_params_output: tuple[str, ...]
+    market_params_fields: tuple[str, ...]
+    market_count_selector: bytes
+    oracle_selector: bytes
+    topic_position_liquidated: bytes
+    topic_skipped: bytes
 
     @classmethod
     def from_abi(cls, abi: ABI, other_abis: Sequence[ABI] = ()) -> EngineAbi:
@@ -65,6 +78,14 @@ class EngineAbi:
         oracle adapter) get names too."""
         health_fn = _item(abi, "function", "healthOf")
         liquidate_fn = _item(abi, "function", "liquidate")
+        params_fn = _item(abi, "function", "marketParams")
+
+        def selector(name: str) -> bytes:
+            return keccak(text=signature(_item(abi, "function", name)))[:4]
+
+        def topic(name: str) -> bytes:
+            return keccak(text=signature(_item(abi, "event", name)))
+
         return cls(
             health_selector=keccak(text=signature(health_fn))[:4],
             health_output=tuple(canonical(o) for o in health_fn["outputs"]),
@@ -73,6 +94,17 @@ class EngineAbi:
             topic_position=keccak(text=signature(_item(abi, "event", "PositionChanged"))),
             topic_liquidated=keccak(text=signature(_item(abi, "event", "Liquidated"))),
             errors=error_names([abi, *other_abis]),
+            liquidate_many_selector=selector("liquidateMany"),
+            liquidate_position_selector=selector("liquidatePosition"),
+            markets_of_selector=selector("marketsOf"),
+            position_of_selector=selector("positionOf"),
+            market_params_selector=selector("marketParams"),
+            market_params_output=tuple(canonical(o) for o in params_fn["outputs"]),
+            market_params_fields=tuple(c["name"] for c in params_fn["outputs"][0]["components"]),
+            market_count_selector=selector("marketCount"),
+            oracle_selector=selector("ORACLE"),
+            topic_position_liquidated=topic("PositionLiquidated"),
+            topic_skipped=topic("LiquidationSkipped"),
         )
 
     def health_call(self, batch: Sequence[str]) -> bytes:
@@ -101,3 +133,30 @@ class EngineAbi:
     def liquidate_call(self, account: str) -> bytes:
         """Calldata of ``liquidate(account)``."""
         return self.liquidate_selector + abi_encode(["address"], [account])
+
+    def liquidate_many_call(self, accounts: Sequence[str]) -> bytes:
+        """Calldata of ``liquidateMany(accounts)``."""
+        return self.liquidate_many_selector + abi_encode(["address[]"], [list(accounts)])
+
+    def liquidate_position_call(self, account: str, market_id: int, size: int) -> bytes:
+        """Calldata of ``liquidatePosition(account, marketId, size)``."""
+        return self.liquidate_position_selector + abi_encode(
+            ["address", "uint256", "uint256"], [account, market_id, size]
+        )
+
+    def markets_of_call(self, account: str) -> bytes:
+        """Calldata of ``marketsOf(account)``; :func:`decode_uints` reads the answer."""
+        return self.markets_of_selector + abi_encode(["address"], [account])
+
+    def position_of_call(self, account: str, market_id: int) -> bytes:
+        """Calldata of ``positionOf(account, marketId)``: ``(size, openNotional)``, both signed."""
+        return self.position_of_selector + abi_encode(["address", "uint256"], [account, market_id])
+
+    def market_params_call(self, market_id: int) -> bytes:
+        """Calldata of ``marketParams(marketId)``."""
+        return self.market_params_selector + abi_encode(["uint256"], [market_id])
+
+    def decode_market_params(self, raw: bytes) -> dict[str, Any]:
+        """The ``marketParams`` answer as a mapping of its field names."""
+        (row,) = abi_decode(list(self.market_params_output), raw)
+        return dict(zip(self.market_params_fields, row, strict=True))

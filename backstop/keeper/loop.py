@@ -10,16 +10,18 @@ index in :mod:`backstop.keeper.state` and nonces, fees and sending in :mod:`back
 2. **scan** — read every indexed account's health through ``healthOf(address[])``, one call per
    batch, all batches pinned to the same block;
 3. **decide** — liquidatable accounts, most negative ``E − MMR`` first, ties by address;
-4. **act** — in windows of ``max_in_flight`` accounts: re-check the window's health (one
-   ``healthOf`` call), then for each account dry-run ``liquidate`` with ``eth_call``, estimate
-   gas, sign with the keeper's own nonce and EIP-1559 fees and send; then await the window's
-   receipts, so the next window's dry-runs see every earlier liquidation mined.
+4. **act** (:mod:`backstop.keeper.act`) — read the targets' and the keeper's own books, plan with
+   the keeper's capital (``liquidateMany`` batches under ``gas_budget``, ``liquidatePosition``
+   steps, the rest logged ``unabsorbable`` with the capital it needs), then dry-run, estimate,
+   sign with the keeper's own nonce and EIP-1559 fees and send, in windows of ``max_in_flight``
+   transactions whose receipts are awaited before the next window's dry runs. A batch whose dry
+   run fails is split in halves, down to single accounts.
 
-A competitor that liquidates first is a *lost race*, counted apart from failures: the re-check
-finds the account healthy or flat, the dry-run reverts ``NotLiquidatable``, or the mined
-transaction reverts and a ``Liquidated`` event by another liquidator explains why. Transport
-failures are retried with backoff (``backstop.chain.rpc``); a transaction whose dry-run failed is never
-sent. Every event is one structured log line (``keeper <event> key=value ...``).
+A competitor that liquidates first is a *lost race*, counted apart from failures: the engine
+skips the account in a batch (``LiquidationSkipped``), a batch's dry run liquidates nobody, or a
+partial step's dry run reverts ``NotLiquidatable``. Transport failures are retried with backoff
+(``backstop.chain.rpc``); a transaction whose dry-run failed is never sent. Every event is one
+structured log line (``keeper <event> key=value ...``).
 """
 
 from __future__ import annotations
@@ -28,11 +30,9 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eth_abi import encode as abi_encode
 from eth_utils import to_checksum_address
 from hexbytes import HexBytes
 from web3 import Web3
@@ -40,24 +40,19 @@ from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCErro
 
 from backstop.chain.abi import error_name
 from backstop.chain.rpc import Retrier, RpcUnavailable, rpc_message
-from backstop.chain.tx import DEFAULT_GAS_MARGIN_PCT, gas_limit
-from backstop.decisions import AccountHealth, plan_liquidations
+from backstop.chain.tx import DEFAULT_GAS_MARGIN_PCT
+from backstop.decisions import AccountHealth, GasModel, plan_liquidations
+from backstop.decisions.fallback import DEFAULT_BUFFER_RATIO, DEFAULT_GAS_BUDGET, DEFAULT_MIN_STEP_NOTIONAL
+from backstop.keeper.act import Acting
+from backstop.keeper.books import BookReader
 from backstop.keeper.engine_abi import EngineAbi, load_engine_abis
-from backstop.keeper.index import AccountIndex, topic_address
-from backstop.keeper.sender import SendError, TxSender
+from backstop.keeper.index import AccountIndex
+from backstop.keeper.sender import TxSender
 from backstop.keeper.signer import Signer
 from backstop.keeper.state import COUNTER_NAMES, KeeperConfigError, PassReport
 
 
-@dataclass
-class _InFlight:
-    account: str
-    tx_hash: str
-    nonce: int
-    since_block: int  # the pass's snapshot block: the account was liquidatable there
-
-
-class Keeper(AccountIndex):
+class Keeper(Acting, AccountIndex):
     """Follows the engine and liquidates every liquidatable account it indexes.
 
     ``web3``: a connected ``Web3``; ``signer``: an object with ``address`` and
@@ -69,7 +64,10 @@ class Keeper(AccountIndex):
     persisted cursor stays that many blocks behind the head, and each pass re-reads them, so a
     shallow reorg never hides an account), ``max_in_flight`` (the window: that many accounts are
     re-checked by one ``healthOf`` call, dry-run and sent before their receipts are awaited; 1
-    waits for each receipt before the next dry-run), ``receipt_timeout`` (seconds).
+    waits for each receipt before the next dry-run), ``receipt_timeout`` (seconds), and the
+    capital plan's ``gas_budget`` (gas per ``liquidateMany``), ``buffer_ratio`` (WAD: free
+    collateral kept above that share of the keeper's IMR after each takeover) and
+    ``min_step_notional`` (WAD: the smallest partial step worth a transaction).
     """
 
     def __init__(
@@ -90,11 +88,16 @@ class Keeper(AccountIndex):
         max_in_flight: int = 8,
         receipt_timeout: float = 120.0,
         gas_margin_pct: int = DEFAULT_GAS_MARGIN_PCT,
+        gas_budget: int = DEFAULT_GAS_BUDGET,
+        buffer_ratio: int = DEFAULT_BUFFER_RATIO,
+        min_step_notional: int = DEFAULT_MIN_STEP_NOTIONAL,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if batch_size < 1 or log_range < 1 or max_in_flight < 1 or reorg_depth < 0:
             raise KeeperConfigError("batch_size, log_range and max_in_flight must be ≥ 1, reorg_depth ≥ 0")
+        if gas_budget < 100_000 or buffer_ratio < 0 or min_step_notional < 0:
+            raise KeeperConfigError("gas_budget must be ≥ 100,000; buffer_ratio and min_step_notional ≥ 0")
         self.web3 = web3
         # The keeper's own client on the same connection, without web3's default middleware: the
         # validation middleware adds an eth_chainId round trip to every eth_call and estimate,
@@ -113,6 +116,9 @@ class Keeper(AccountIndex):
         self.max_in_flight = max_in_flight
         self.receipt_timeout = receipt_timeout
         self.gas_margin_pct = gas_margin_pct
+        self.gas_model = GasModel(budget=gas_budget)
+        self.buffer_ratio = buffer_ratio
+        self.min_step_notional = min_step_notional
         self._clock = clock
         self._sleep = sleep
         self.rpc = Retrier(max_retries=max_retries, logger=self.log, sleep=sleep)
@@ -124,6 +130,7 @@ class Keeper(AccountIndex):
             self.engine_abi = EngineAbi.from_abi(abi)
 
         self._connect()
+        self.books = BookReader(self._w3, self.engine_address, self.engine_abi, self.rpc)
 
     def _connect(self) -> None:
         """Startup reads: the chain id, the persisted state (checked against this chain), the
@@ -220,31 +227,13 @@ class Keeper(AccountIndex):
 
         for health in plan.skipped_self:
             self._event(logging.WARNING, "skip_self", account=health.account, buffer=health.buffer)
-        targets = plan.targets
-        # Windows of `max_in_flight` accounts: one healthOf call re-checks the whole window, then
-        # each account is dry-run and sent, then the window's receipts are awaited, so the next
-        # window's dry-runs see every earlier liquidation mined.
-        for start in range(0, len(targets), self.max_in_flight):
-            window = targets[start : start + self.max_in_flight]
-            try:
-                fresh = {h.account: h for h in self._health(window, "latest")}
-            except RpcUnavailable as err:
-                report.failed += len(window)
-                self._event(logging.ERROR, "failed", accounts=len(window), stage="recheck", error=str(err))
-                continue
-            in_flight: list[_InFlight] = []
-            for account in window:
-                try:
-                    sent = self._act(account, fresh.get(account), report, head)
-                except (RpcUnavailable, Web3RPCError) as err:
-                    report.failed += 1
-                    error = rpc_message(err) if isinstance(err, Web3RPCError) else str(err)
-                    self._event(logging.ERROR, "failed", account=account, stage="rpc", error=error)
-                    continue
-                if sent is not None:
-                    in_flight.append(sent)
-            for tx in in_flight:
-                self._settle(tx, report)
+        by_address = {h.account: h for h in snapshot}
+        try:
+            self.act([by_address[a] for a in plan.targets], head, report)
+        except (RpcUnavailable, Web3RPCError) as err:
+            report.failed += len(plan.targets) - len(report.liquidated)
+            error = rpc_message(err) if isinstance(err, Web3RPCError) else str(err)
+            self._event(logging.ERROR, "failed", stage="act", error=error)
 
         end_head = self.rpc.call("eth_blockNumber", lambda: self._w3.eth.block_number)
         report.lag_blocks = max(end_head - head, 0)
@@ -262,6 +251,9 @@ class Keeper(AccountIndex):
             liquidatable=report.liquidatable,
             sent=report.sent,
             confirmed=report.confirmed,
+            liquidated=len(report.liquidated),
+            partial_steps=report.partial_steps,
+            unabsorbable=len(report.unabsorbable),
             failed=report.failed,
             lost_races=report.lost_races,
             lag=report.lag_blocks,
@@ -269,69 +261,6 @@ class Keeper(AccountIndex):
             elapsed_ms=int((self._clock() - started) * 1000),
         )
         return report
-
-    def _act(
-        self, account: str, now: AccountHealth | None, report: PassReport, since_block: int
-    ) -> _InFlight | None:
-        """Acts on one account given its re-checked health ``now``: dry-run, estimate, send.
-        Returns the sent transaction, or None (lost race, failure, dry-run mode)."""
-        tag = "latest"
-        if now is None:  # its health could not be read (logged by _health)
-            report.failed += 1
-            return None
-        if not now.liquidatable:
-            # A competitor (or a price move) got there first.
-            report.lost_races += 1
-            reason = "flat" if not now.has_positions else "healthy"
-            self._event(logging.INFO, "lost_race", account=account, stage="recheck", reason=reason)
-            return None
-
-        data = HexBytes(self.engine_abi.liquidate_call(account))
-        call = {"from": self.address, "to": self.engine_address, "data": data}
-        try:
-            self.rpc.call("eth_call liquidate", lambda: self._w3.eth.call(call, tag))
-            gas = self.rpc.call("eth_estimateGas", lambda: self._w3.eth.estimate_gas(call, tag))
-        except ContractLogicError as err:
-            self._dry_run_failed(account, err, report)
-            return None
-        if self.dry_run:
-            self._event(logging.INFO, "would_liquidate", account=account, buffer=now.buffer, gas=gas)
-            return None
-
-        limit = gas_limit(gas, self.gas_margin_pct)
-        try:
-            tx_hash, nonce = self.sender.send(
-                {"to": self.engine_address, "data": data, "gas": limit, "value": 0}
-            )
-        except RpcUnavailable:
-            self.sender.forget_nonce()  # the transaction may or may not have reached the node
-            raise
-        except (Web3RPCError, SendError) as err:
-            report.failed += 1
-            error = rpc_message(err) if isinstance(err, Web3RPCError) else str(err)
-            self._event(logging.ERROR, "failed", account=account, stage="send", error=error)
-            return None
-        report.sent += 1
-        report.tx_hashes.append(tx_hash)
-        self._event(
-            logging.INFO,
-            "sent",
-            account=account,
-            buffer=now.buffer,
-            tx=tx_hash,
-            nonce=nonce,
-            gas_limit=limit,
-        )
-        return _InFlight(account, tx_hash, nonce, since_block)
-
-    def _dry_run_failed(self, account: str, err: ContractLogicError, report: PassReport) -> None:
-        name = self._why(err)
-        if name == "NotLiquidatable":
-            report.lost_races += 1
-            self._event(logging.INFO, "lost_race", account=account, stage="dry_run", reason=name)
-        else:
-            report.failed += 1
-            self._event(logging.WARNING, "failed", account=account, stage="dry_run", error=name)
 
     def _why(self, err: Exception) -> str:
         """A revert's custom error name (or its raw selector / message)."""
@@ -341,47 +270,6 @@ class Keeper(AccountIndex):
             if len(raw) >= 4:
                 return error_name(raw, self.engine_abi.errors)
         return rpc_message(err) if isinstance(err, Web3RPCError) else type(err).__name__
-
-    def _settle(self, tx: _InFlight, report: PassReport) -> None:
-        """Waits for ``tx``'s receipt and counts its outcome."""
-        try:
-            receipt = self._wait_receipt(tx.tx_hash)
-        except (RpcUnavailable, TimeoutError) as err:
-            report.failed += 1
-            self._event(
-                logging.ERROR, "failed", account=tx.account, stage="receipt", tx=tx.tx_hash, error=str(err)
-            )
-            return
-        if receipt["status"] == 1:
-            report.confirmed += 1
-            report.liquidated.append(tx.account)
-            self._event(
-                logging.INFO,
-                "confirmed",
-                account=tx.account,
-                tx=tx.tx_hash,
-                block=receipt["blockNumber"],
-                gas_used=receipt["gasUsed"],
-            )
-            return
-        winner = self._liquidated_by(tx.account, tx.since_block, receipt["blockNumber"])
-        if winner is not None and winner.lower() != self.address.lower():
-            report.lost_races += 1
-            self._event(
-                logging.INFO, "lost_race", account=tx.account, stage="mined", tx=tx.tx_hash, winner=winner
-            )
-        else:
-            report.failed += 1
-            self._event(logging.ERROR, "failed", account=tx.account, stage="mined", tx=tx.tx_hash)
-
-    def _liquidated_by(self, account: str, from_block: int, to_block: int) -> str | None:
-        """The liquidator of ``account`` between the two blocks, from ``Liquidated`` logs."""
-        topic = HexBytes(abi_encode(["address"], [account]))
-        try:
-            entries = self._get_logs(from_block, to_block, [self.engine_abi.topic_liquidated, topic])
-        except (RpcUnavailable, Web3RPCError):
-            return None
-        return topic_address(entries[-1]["topics"][2]) if entries else None
 
     def _wait_receipt(self, tx_hash: str) -> Any:
         deadline = self._clock() + self.receipt_timeout

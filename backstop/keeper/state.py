@@ -8,6 +8,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 #: Counters the keeper keeps across passes (besides ``passes`` and ``rpc_retries``).
 COUNTER_NAMES = ("scanned", "liquidatable", "sent", "confirmed", "failed", "lost_races", "lag")
@@ -15,8 +16,10 @@ COUNTER_NAMES = ("scanned", "liquidatable", "sent", "confirmed", "failed", "lost
 
 @dataclass
 class PassReport:
-    """What one pass did. ``lag_blocks``: blocks the chain advanced past the pass's snapshot
-    block by the time the pass ended."""
+    """What one pass did. ``sent``/``confirmed`` count transactions (a batch is one);
+    ``liquidated`` lists the accounts liquidated whole, in chain order; ``lost_races`` the accounts
+    a competitor or a price move took first. ``lag_blocks``: blocks the chain advanced past the
+    pass's snapshot block by the time the pass ended."""
 
     scanned: int = 0
     liquidatable: int = 0
@@ -25,8 +28,14 @@ class PassReport:
     failed: int = 0
     lost_races: int = 0
     lag_blocks: int = 0
+    #: ``liquidateMany`` transactions sent, and partial steps confirmed.
+    batches: int = 0
+    partial_steps: int = 0
     liquidated: list[str] = field(default_factory=list)
     tx_hashes: list[str] = field(default_factory=list)
+    #: Liquidatable accounts the keeper's capital (or market slots) could not take: each with the
+    #: capital it would need (``backstop.decisions.Unabsorbable``).
+    unabsorbable: list[Any] = field(default_factory=list)
 
 
 class KeeperStateError(Exception):

@@ -6,7 +6,17 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from backstop.decisions import plan_liquidations
+from backstop.decisions import (
+    Batch,
+    Book,
+    GasModel,
+    MarketTerms,
+    PartialStep,
+    plan_liquidations,
+    plan_pass,
+    play_actions,
+)
+from backstop.decisions.fallback import DEFAULT_BUFFER_RATIO, DEFAULT_GAS_BUDGET, DEFAULT_MIN_STEP_NOTIONAL
 from backstop.model import Model, ModelRevert
 from backstop.scenario import (
     ALL,
@@ -238,22 +248,84 @@ class ModelBackend(Players):
         )
 
     def _keeper(self, keeper: str) -> Outcome:
-        """One keeper pass: ``plan_liquidations`` over every account's health, then liquidate in that order,
-        re-checking each just before (an account whose health cannot be read is skipped)."""
+        """One keeper pass, played as the real keeper plays it (docs/keeper.md): its targets from
+        ``plan_liquidations`` over every account's health, a capital plan from the model's books
+        (``plan_pass`` with the keeper's defaults), and the plan played by ``play_actions``. A
+        batch whose accounts are all healthy by now is not sent (the keeper's dry run liquidates
+        nobody); a batch the model refuses is split, as the keeper splits one whose dry run
+        fails."""
         assert self.model is not None
         model = self.model
-        snapshot = model.health_snapshot(self.addresses.values())
-        liquidations, failed = [], 0
-        for target in plan_liquidations(snapshot, keeper).targets:
+        order = plan_liquidations(model.health_snapshot(self.addresses.values()), keeper)
+        liquidations: list[dict[str, Any]] = []
+        failed = 0
+        if not order.targets:
+            return keeper_outcome(liquidations, failed, None, self.name_of)
+        books = [self._book(a) for a in (*order.targets, keeper)]
+        terms = self._terms({m for b in books for m in b.positions})
+        priced = [b for b in books[:-1] if set(b.positions) <= set(terms)]
+        failed += len(books) - 1 - len(priced)
+        gas = GasModel(budget=DEFAULT_GAS_BUDGET)
+        plan = plan_pass(
+            priced,
+            books[-1],
+            terms,
+            buffer_ratio=DEFAULT_BUFFER_RATIO,
+            min_step_notional=DEFAULT_MIN_STEP_NOTIONAL,
+            gas=gas,
+        )
+
+        def batch(b: Batch) -> bool:
+            nonlocal failed
+            if not any(model.liquidatable(a) for a in b.accounts):
+                return True
             try:
-                if not model.liquidatable(target):
-                    continue
-                result = model.liquidate(target, keeper)
+                result = model.liquidate_many(list(b.accounts), keeper)
             except ModelRevert:
-                failed += 1
-                continue
-            liquidations.append(self._liquidation(target, keeper, result))
+                failed += len(b.accounts) == 1
+                return False
+            liquidations.extend(self._liquidation(e["account"], keeper, e) for e in result["liquidated"])
+            return True
+
+        def step(s: PartialStep) -> None:
+            nonlocal failed
+            try:
+                result = model.liquidate_position(s.account, s.market_id, s.size, keeper)
+            except ModelRevert as err:
+                failed += err.name != "NotLiquidatable"
+                return
+            name = self.scenario.market_names[s.market_id]
+            liquidations.append(self._partial(s.account, keeper, name, result))
+
+        play_actions(plan.actions, gas, batch=batch, step=step)
         return keeper_outcome(liquidations, failed, None, self.name_of)
+
+    def _book(self, address: str) -> Book:
+        assert self.model is not None
+        model = self.model
+        positions = {m: model.position(address, m) for m in model.markets_of(address)}
+        return Book(address, model.margin(address), model.pending_loss(address), positions)
+
+    def _terms(self, market_ids: set[int]) -> dict[int, MarketTerms]:
+        """The keeper's view of each market: its usable oracle price and risk parameters."""
+        assert self.model is not None
+        out = {}
+        for m in sorted(market_ids):
+            try:
+                price = self.model._price(m)
+            except ModelRevert:
+                continue  # stale: the keeper leaves its accounts for a later pass
+            p = self.model.markets[m].params
+            out[m] = MarketTerms(
+                m,
+                price,
+                p.im_ratio,
+                p.mm_ratio,
+                p.keeper_reward_ratio,
+                p.keeper_reward_cap,
+                p.insurance_fee_ratio,
+            )
+        return out
 
     def solvency(self) -> tuple[int, int, int]:
         assert self.model is not None

@@ -149,9 +149,24 @@ def assert_never_sent_after_failed_dry_run(proxy: RpcProxy) -> None:
 # --- a crash ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("max_in_flight", [1, 4])
+@pytest.mark.parametrize(
+    ("max_in_flight", "gas_budget", "per_batch"),
+    # The keeper's gas model: 60,000 + 80,000 per one-market account. 5 M takes all nine in one
+    # batch; 400,000 takes four at a time (380,000), so nine go in three batches.
+    [(1, 5_000_000, 9), (4, 400_000, 4)],
+    ids=["one-batch", "batches-of-4"],
+)
 def test_keeper_liquidates_every_liquidatable_account_after_a_crash(
-    system, chain, traders, shorts, keeper_accounts, start_block, tmp_path, max_in_flight
+    system,
+    chain,
+    traders,
+    shorts,
+    keeper_accounts,
+    start_block,
+    tmp_path,
+    max_in_flight,
+    gas_budget,
+    per_batch,
 ):
     eth = system.add_market(ETH)
     system.stake(shorts[0], 300 * TOKEN)  # a small fund: some deficits covered, the rest socialized
@@ -168,20 +183,26 @@ def test_keeper_liquidates_every_liquidatable_account_after_a_crash(
         state_path=tmp_path / "keeper.json",
         start_block=start_block,
         max_in_flight=max_in_flight,
+        gas_budget=gas_budget,
     )
     report = keeper.run_once()
 
-    # Indexed every trader, short and keeper that ever held a position; liquidated in order.
+    # Indexed every trader, short and keeper that ever held a position; liquidated in order, in
+    # liquidateMany batches cut to the gas budget.
+    batches = -(-len(expected) // per_batch)
+    assert len(expected) == 9
     assert report.scanned == len(book) + len(shorts)
     assert report.liquidatable == len(expected)
     assert report.liquidated == expected
-    assert (report.sent, report.confirmed, report.failed, report.lost_races) == (
-        len(expected),
-        len(expected),
+    assert (report.sent, report.confirmed, report.batches, report.failed, report.lost_races) == (
+        batches,
+        batches,
+        batches,
         0,
         0,
     )
-    assert len(report.tx_hashes) == len(expected)
+    assert len(report.tx_hashes) == batches
+    assert (report.partial_steps, report.unabsorbable) == (0, [])
     events = liquidations(keeper.web3, system.engine.address, start_block)
     assert events == [(a, k.address) for a in expected]
     assert_flat(system, [a for a in book if a.address in expected])
@@ -191,7 +212,7 @@ def test_keeper_liquidates_every_liquidatable_account_after_a_crash(
     # Counters are cumulative; the next pass finds nothing left to do.
     again = keeper.run_once()
     assert (again.liquidatable, again.sent) == (0, 0)
-    assert keeper.counters["confirmed"] == len(expected)
+    assert keeper.counters["confirmed"] == batches
     assert keeper.counters["scanned"] == report.scanned + again.scanned
     state = json.loads((tmp_path / "keeper.json").read_text())
     assert state["chain_id"] == chain.chain_id
@@ -331,6 +352,7 @@ def test_keeper_behind_a_flaky_rpc_still_converges(
             LocalSigner(k.private_key),
             state_path=tmp_path / "keeper.json",
             start_block=start_block,
+            gas_budget=300_000,  # three one-market accounts per batch: three transactions
         )
         report = keeper.run_once()
         again = keeper.run_once()
@@ -342,9 +364,11 @@ def test_keeper_behind_a_flaky_rpc_still_converges(
     assert "keeper send_recovered" in caplog.text
     assert keeper.counters["rpc_retries"] == len(failed)  # every failure was retried, none gave up
     assert report.liquidated == expected
-    assert (report.sent, report.confirmed, report.failed, report.lost_races) == (len(expected),) * 2 + (0, 0)
+    batches = -(-len(expected) // 3)
+    assert batches >= 3
+    assert (report.sent, report.confirmed, report.failed, report.lost_races) == (batches, batches, 0, 0)
     assert (again.liquidatable, again.sent) == (0, 0)
-    # No double sends: one transaction per liquidation, nonces consecutive.
+    # No double sends: one liquidation per account, in order.
     events = liquidations(chain.provider.web3, system.engine.address, start_block)
     assert events == [(a, k.address) for a in expected]
     assert_flat(system, [a for a in book if a.address in expected])
@@ -395,7 +419,8 @@ def test_run_forever_passes_once_per_new_block(system, chain, traders, shorts, k
     keeper.run_forever(poll_interval=0.01, max_passes=2)
 
     assert keeper.counters["passes"] == 2
-    assert keeper.counters["confirmed"] == keeper.counters["liquidatable"] == len(expected)
+    assert keeper.counters["liquidatable"] == len(expected)
+    assert keeper.counters["confirmed"] == 1  # one batch
     assert keeper.counters["failed"] == keeper.counters["lost_races"] == 0
     events = liquidations(chain.provider.web3, system.engine.address, start_block)
     assert [a for a, _ in events] == expected
@@ -450,8 +475,9 @@ def test_two_racing_keepers_never_both_liquidate_an_account(
     assert sorted(a for a, _ in events) == sorted(expected)
     assert len(events) == len(expected)
     assert {liquidator for _, liquidator in events} <= {k.address for k in keeper_accounts}
-    # One winner and one loser per account: the loser records a lost race, never a failure.
-    assert sum(r.confirmed for r in reports) == len(expected)
+    # One winner and one loser per account: the loser records a lost race (its batch's dry run
+    # liquidates nobody, or the engine skips every account of its mined batch), never a failure.
+    assert sum(len(r.liquidated) for r in reports) == len(expected)
     assert sum(r.lost_races for r in reports) == len(expected)
     assert all(r.failed == 0 for r in reports)
     assert all(r.liquidatable == len(expected) for r in reports)
@@ -463,3 +489,59 @@ def test_two_racing_keepers_never_both_liquidate_an_account(
     assert_flat(system, [a for a in book if a.address in expected])
     mirror(system, events)
     system.check(*book, *shorts, *keeper_accounts)
+
+
+# --- a keeper with little capital ------------------------------------------------------------------
+
+
+def test_small_keeper_steps_into_a_whale_and_reports_what_it_cannot_absorb(
+    system, chain, traders, shorts, accounts, start_block, caplog
+):
+    """A keeper with 2,000 of margin after ETH falls to 1,780:
+
+    - ``deep``, long 20 at 2,000 with 4,000 (E = −400, bankrupt): a whole takeover needs IMR 3,560
+      against the keeper's 2,000 + K 356, so it is logged ``unabsorbable`` with the capital it
+      needs for free collateral ≥ 10 % of IMR: 356 − (2,356 − 3,560) = 1,560. A partial step is
+      not allowed on a bankrupt account;
+    - ``whale``, long 40 at 2,000 with 11,000 (E = 2,200 < MMR 3,560, solvent; E − MMR = −1,360
+      comes after deep's −2,180): too big to take whole, so the keeper takes the largest partial
+      step its capital allows, about
+      2,000 / (1,780 · 10 % · 1.1 − 17.8) ≈ 11.2 ETH."""
+    caplog.set_level(logging.INFO, logger="backstop.keeper")
+    eth = system.add_market(ETH)
+    deep, whale = traders[0], traders[1]
+    open_book(system, eth, ETH, [(4_000, 20), (11_000, 40)], [deep, whale], shorts)
+    k = accounts[42]
+    system.deposit(k, 2_000 * TOKEN)
+    system.set_price(eth, 1780 * WAD)
+
+    keeper = Keeper(
+        web3_for(chain.provider.uri),
+        system.engine.address,
+        LocalSigner(k.private_key),
+        start_block=start_block,
+    )
+    report = keeper.run_once()
+
+    [u] = report.unabsorbable
+    assert (u.account, u.equity, u.capital_needed, u.reason) == (
+        deep.address,
+        -400 * WAD,
+        1_560 * WAD,
+        "capital",
+    )
+    assert (
+        f"keeper unabsorbable account={deep.address} equity={-400 * WAD} capital_needed={1_560 * WAD}"
+        in caplog.text
+    )
+    assert (report.partial_steps, report.sent, report.confirmed, report.liquidated) == (1, 1, 1, [])
+    size, _ = system.engine.positionOf(k, eth)
+    assert 11 * WAD < size < 12 * WAD
+    assert system.engine.positionOf(whale, eth)[0] == 40 * WAD - size
+    # The keeper kept its buffer, and used nearly all of it: one more 0.01 ETH would break it.
+    free, imr = system.engine.freeCollateralOf(k), system.engine.initialMarginOf(k)
+    assert free >= imr // 10
+    assert free - imr // 10 < 2 * WAD
+    # Mirror the step into the model and compare every observable.
+    system.model.liquidate_position(whale.address, eth, size, k.address)
+    system.check(deep, whale, *shorts, k)

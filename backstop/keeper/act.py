@@ -1,0 +1,224 @@
+"""The keeper's act phase (docs/keeper.md): plan the pass with its own capital, then send the plan.
+
+:meth:`Acting.act` reads the books and market terms of the pass's targets and of the keeper itself
+(:class:`~backstop.keeper.books.BookReader`), plans with
+:func:`backstop.decisions.plan_pass` (whole takeovers in ``liquidateMany`` batches under the gas
+budget, ``liquidatePosition`` steps for solvent accounts too large to take whole, the rest logged
+as ``unabsorbable`` with the capital they need), and plays the plan with
+:func:`backstop.decisions.play_actions`: every transaction is dry-run (``eth_call``) and estimated
+first and never sent if that fails; a batch whose dry run fails is split in halves, down to single
+accounts. Transactions go out in windows of ``max_in_flight``, whose receipts are awaited before
+the next window's dry runs, so those see every earlier liquidation mined.
+
+A receipt is read event by event: each ``Liquidated`` by the keeper is a liquidated account, each
+``PositionLiquidated`` a partial step, each ``LiquidationSkipped`` a lost race (a competitor got
+there first, or a price move made the account healthy).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from eth_abi import decode as abi_decode
+from hexbytes import HexBytes
+from web3.exceptions import ContractLogicError, Web3RPCError
+
+from backstop.chain.rpc import RpcUnavailable, rpc_message
+from backstop.chain.tx import gas_limit
+from backstop.decisions import AccountHealth, Batch, PartialStep, PassPlan, plan_pass, play_actions
+from backstop.keeper.index import topic_address
+from backstop.keeper.sender import SendError
+from backstop.keeper.state import PassReport
+
+
+@dataclass
+class _InFlight:
+    label: str  # the accounts (a batch) or "account market size" (a step), for the log
+    accounts: tuple[str, ...]
+    tx_hash: str
+    nonce: int
+
+
+class Acting:
+    """The act phase of :class:`backstop.keeper.Keeper` (a mixin over its state)."""
+
+    # Set by Keeper.__init__ (declared for type checkers).
+    address: str
+    engine_address: str
+    dry_run: bool
+    max_in_flight: int
+    gas_margin_pct: int
+
+    def act(self, targets: list[AccountHealth], head: int, report: PassReport) -> None:
+        """Plans the pass over ``targets`` (ordered, the keeper excluded) and plays the plan."""
+        if not targets:
+            return
+        plan = self._plan(targets, head)
+        if plan is None:
+            report.failed += len(targets)
+            return
+        for u in plan.unabsorbable:
+            report.unabsorbable.append(u)
+            self._event(
+                logging.WARNING,
+                "unabsorbable",
+                account=u.account,
+                equity=u.equity,
+                capital_needed=u.capital_needed,
+                reason=u.reason,
+            )
+        window: list[_InFlight] = []
+
+        def flush() -> None:
+            for tx in window:
+                self._await(tx, report)
+            window.clear()
+
+        def batch(b: Batch) -> bool:
+            if len(window) >= self.max_in_flight:
+                flush()
+            data = self.engine_abi.liquidate_many_call(b.accounts)
+            ok, sent = self._try(data, b.accounts, ",".join(b.accounts), report, batch=True)
+            if sent is not None:
+                window.append(sent)
+                report.batches += 1
+            return ok
+
+        def step(s: PartialStep) -> None:
+            if len(window) >= self.max_in_flight:
+                flush()
+            data = self.engine_abi.liquidate_position_call(s.account, s.market_id, s.size)
+            _, sent = self._try(
+                data, (s.account,), f"{s.account} {s.market_id} {s.size}", report, batch=False
+            )
+            if sent is not None:
+                window.append(sent)
+
+        def split(b: Batch, halves: tuple[Batch, Batch]) -> None:
+            self._event(logging.INFO, "batch_split", accounts=len(b.accounts), into=len(halves[0].accounts))
+
+        play_actions(plan.actions, self.gas_model, batch=batch, step=step, on_split=split)
+        flush()
+
+    # --- planning ----------------------------------------------------------------------------------
+
+    def _plan(self, targets: list[AccountHealth], head: int) -> PassPlan | None:
+        """The capital plan of the pass, or None if the keeper's own book cannot be valued."""
+        [own] = self._health([self.address], head) or [None]
+        if own is None:
+            self._event(logging.ERROR, "failed", stage="plan", error="own health unreadable")
+            return None
+        books = self.books.books([*targets, own], head)
+        keeper_book, target_books = books[-1], books[:-1]
+        held = {m for b in books for m in b.positions}
+        terms = self.books.terms(held, head)
+        if not set(keeper_book.positions) <= set(terms):
+            self._event(logging.ERROR, "failed", stage="plan", error="a market of the keeper is unpriced")
+            return None
+        priced = [b for b in target_books if set(b.positions) <= set(terms)]
+        for b in target_books:
+            if b not in priced:
+                self._event(logging.WARNING, "failed", account=b.account, stage="plan", error="unpriced")
+        return plan_pass(
+            priced,
+            keeper_book,
+            terms,
+            buffer_ratio=self.buffer_ratio,
+            min_step_notional=self.min_step_notional,
+            gas=self.gas_model,
+        )
+
+    # --- sending -----------------------------------------------------------------------------------
+
+    def _try(
+        self, data: bytes, accounts: tuple[str, ...], label: str, report: PassReport, *, batch: bool
+    ) -> tuple[bool, _InFlight | None]:
+        """Dry-run, estimate and (unless in dry-run mode) send one transaction. Returns whether the
+        dry run passed and what was sent."""
+        call = {"from": self.address, "to": self.engine_address, "data": HexBytes(data)}
+        try:
+            answer = self.rpc.call("eth_call", lambda: self._w3.eth.call(call, "latest"))
+            gas = self.rpc.call("eth_estimateGas", lambda: self._w3.eth.estimate_gas(call, "latest"))
+        except ContractLogicError as err:
+            name = self._why(err)
+            if batch and len(accounts) > 1:
+                self._event(logging.INFO, "dry_run_failed", accounts=len(accounts), error=name)
+            elif name == "NotLiquidatable":
+                report.lost_races += 1
+                self._event(logging.INFO, "lost_race", account=accounts[0], stage="dry_run", reason=name)
+            else:
+                report.failed += 1
+                self._event(logging.WARNING, "failed", account=accounts[0], stage="dry_run", error=name)
+            return False, None
+        except (RpcUnavailable, Web3RPCError) as err:
+            report.failed += len(accounts)
+            error = rpc_message(err) if isinstance(err, Web3RPCError) else str(err)
+            self._event(logging.ERROR, "failed", accounts=label, stage="rpc", error=error)
+            return True, None  # not a dry-run verdict: do not split, the next pass retries
+        if batch and abi_decode(["uint256"], bytes(answer))[0] == 0:
+            report.lost_races += len(accounts)  # nobody is liquidatable any more: nothing to send
+            self._event(logging.INFO, "lost_race", accounts=label, stage="dry_run", reason="all skipped")
+            return True, None
+        if self.dry_run:
+            self._event(logging.INFO, "would_liquidate", accounts=label, gas=gas)
+            return True, None
+        limit = gas_limit(gas, self.gas_margin_pct)
+        try:
+            tx_hash, nonce = self.sender.send(
+                {"to": self.engine_address, "data": data, "gas": limit, "value": 0}
+            )
+        except RpcUnavailable as err:
+            self.sender.forget_nonce()  # the transaction may or may not have reached the node
+            report.failed += len(accounts)
+            self._event(logging.ERROR, "failed", accounts=label, stage="send", error=str(err))
+            return True, None
+        except (Web3RPCError, SendError) as err:
+            report.failed += len(accounts)
+            error = rpc_message(err) if isinstance(err, Web3RPCError) else str(err)
+            self._event(logging.ERROR, "failed", accounts=label, stage="send", error=error)
+            return True, None
+        report.sent += 1
+        report.tx_hashes.append(tx_hash)
+        self._event(logging.INFO, "sent", accounts=label, tx=tx_hash, nonce=nonce, gas_limit=limit)
+        return True, _InFlight(label, accounts, tx_hash, nonce)
+
+    def _await(self, tx: _InFlight, report: PassReport) -> None:
+        """Waits for ``tx``'s receipt and counts what its events say."""
+        try:
+            receipt = self._wait_receipt(tx.tx_hash)
+        except (RpcUnavailable, TimeoutError) as err:
+            report.failed += len(tx.accounts)
+            self._event(
+                logging.ERROR, "failed", accounts=tx.label, stage="receipt", tx=tx.tx_hash, error=str(err)
+            )
+            return
+        if receipt["status"] != 1:
+            report.failed += len(tx.accounts)
+            self._event(logging.ERROR, "failed", accounts=tx.label, stage="mined", tx=tx.tx_hash)
+            return
+        report.confirmed += 1
+        abi = self.engine_abi
+        for log in receipt["logs"]:
+            if log["address"].lower() != self.engine_address.lower() or not log["topics"]:
+                continue
+            topic = bytes(log["topics"][0])
+            if (
+                topic == abi.topic_liquidated
+                and topic_address(log["topics"][2]).lower() == self.address.lower()
+            ):
+                report.liquidated.append(topic_address(log["topics"][1]))
+            elif topic == abi.topic_position_liquidated:
+                report.partial_steps += 1
+            elif topic == abi.topic_skipped:
+                report.lost_races += 1
+                account = topic_address(log["topics"][1])
+                self._event(logging.INFO, "lost_race", account=account, stage="mined", tx=tx.tx_hash)
+        self._event(
+            logging.INFO,
+            "confirmed",
+            accounts=tx.label,
+            tx=tx.tx_hash,
+            block=receipt["blockNumber"],
+            gas_used=receipt["gasUsed"],
+        )
