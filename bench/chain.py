@@ -392,6 +392,22 @@ class Suite:
             what="liquidate",
         )
 
+    def liquidate_many(self, liquidator: Actor, accounts: list[Actor]) -> dict[str, Any]:
+        return self.chain.send(
+            liquidator,
+            self.engine.address,
+            self.data(self.engine, "liquidateMany", [a.address for a in accounts]),
+            what="liquidateMany",
+        )
+
+    def liquidate_position(self, liquidator: Actor, account: Actor, market: str, size: int) -> dict[str, Any]:
+        return self.chain.send(
+            liquidator,
+            self.engine.address,
+            self.data(self.engine, "liquidatePosition", account.address, self.markets[market][0], size),
+            what="liquidatePosition",
+        )
+
     def settle(self, sender: Actor, account: Actor) -> dict[str, Any]:
         return self.chain.send(
             sender, self.engine.address, self.data(self.engine, "settle", account.address), what="settle"

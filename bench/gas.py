@@ -290,6 +290,41 @@ class GasBench:
                 f"{n_markets} market(s)",
             )
 
+    def batch(self, n: int) -> None:
+        """``liquidateMany`` of ``n`` solvent one-market accounts (the account of
+        ``liquidate_solvent_1m``, ETH −10 %) by a fresh liquidator: the gas per account."""
+        s = self.s
+        victims = [self.open_victim(f"batch{n}-{i}", "solvent", ("ETH",), self.short) for i in range(n)]
+        s.set_price(self.op, "ETH", moved("ETH", -10))
+        receipt = s.liquidate_many(self.liq, victims)
+        events = s.events(receipt, "Liquidated")
+        assert len(events) == n, f"batch of {n}: {len(events)} liquidated"
+        total = gas_used(receipt)
+        self.gas[f"liquidate_many_{n}_total"] = total
+        self.notes[f"liquidate_many_{n}_total"] = (
+            f"liquidateMany of {n} solvent one-market accounts (each as in liquidate_solvent_1m) by a "
+            "fresh liquidator, one transaction"
+        )
+        key = f"liquidate_many_{n}_per_account"
+        self.gas[key] = total // n
+        self.notes[key] = f"liquidate_many_{n}_total / {n}: what one account costs in a batch of {n}"
+        self.log(f"gas  {key:<34} {self.gas[key]:>9,}  (total {total:,})")
+
+    def partial(self) -> None:
+        """``liquidatePosition`` of half of the ``liquidate_solvent_1m`` account's position."""
+        s = self.s
+        victim = self.open_victim("partial-1m", "solvent", ("ETH",), self.short)
+        s.set_price(self.op, "ETH", moved("ETH", -10))
+        receipt = s.liquidate_position(self.liq, victim, "ETH", UNIT["ETH"] // 2)
+        [event] = s.events(receipt, "PositionLiquidated")
+        self.record(
+            "liquidate_partial_1m",
+            receipt,
+            "liquidatePosition of half of a solvent one-market position (the account of "
+            "liquidate_solvent_1m) by a fresh liquidator: keeper reward "
+            f"{event['args']['keeperReward'] / WAD:,}, insurance fee {event['args']['insuranceFee'] / WAD:,}",
+        )
+
     # --- driver ------------------------------------------------------------------------------------
 
     def run(self) -> dict[str, Any]:
@@ -312,6 +347,9 @@ class GasBench:
         steps.append(
             ("liquidation solvent 1m, steady state", lambda: self.liquidation("solvent", 1, steady=True))
         )
+        steps.append(("batch of 10", lambda: self.batch(10)))
+        steps.append(("batch of 50", lambda: self.batch(50)))
+        steps.append(("partial liquidation 1m", self.partial))
         for _name, step in steps:
             step()
             self.chain.revert(base)

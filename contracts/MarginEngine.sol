@@ -356,7 +356,9 @@ contract MarginEngine is MarketGovernance, EIP712, ReentrancyGuardTransient {
         if (p.reward > m.keeperRewardCap) p.reward = m.keeperRewardCap;
         p.accountDelta = realized - p.reward.toInt256();
         // E₁: the account's equity after realizing and paying K, its remaining positions at P.
-        int256 equityAfter = _value(account, prices).equity + p.accountDelta;
+        // slither-disable-next-line uninitialized-local
+        LiquidationMath.Closing[] memory none; // empty and never allocated: nothing to record
+        int256 equityAfter = _valueWith(account, v.margin + p.accountDelta, prices, none).equity;
         if (equityAfter < 0) revert PartialLiquidationBankrupt(account, equityAfter);
         // Rounded down to a whole token unit on purpose, as in `liquidate` (docs/design.md §4).
         uint256 feeRaw = notional.mulWadDown(m.insuranceFeeRatio);
