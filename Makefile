@@ -18,6 +18,8 @@ PY_STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
 
 # The compiler shim and the npm binaries (anvil, solhint) must be visible to Ape and py-solc-x.
+# Recipes name the venv's and npm's programs by path: make may look a command up in the PATH it
+# started with, where another `python` or `ape` (a pyenv shim, say) can come first.
 export SOLCX_BINARY_PATH := $(CURDIR)/tools/solc
 export PATH := $(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
@@ -58,35 +60,35 @@ $(NPM_STAMP): package.json package-lock.json
 install: $(PY_STAMP) $(NPM_STAMP)
 
 compile: install
-	ape compile
+	$(BIN)/ape compile
 
 test: compile lint
-	ape test tests/ -p no:cacheprovider
+	$(BIN)/ape test tests/ -p no:cacheprovider
 
 lint: install
-	ruff check $(PY_SOURCES)
-	ruff format --check $(PY_SOURCES)
-	solhint --max-warnings 0 'contracts/**/*.sol'
-	python tools/slither_check.py
+	$(BIN)/ruff check $(PY_SOURCES)
+	$(BIN)/ruff format --check $(PY_SOURCES)
+	node_modules/.bin/solhint --max-warnings 0 'contracts/**/*.sol'
+	$(BIN)/python tools/slither_check.py
 
 # Ape starts a local anvil for the run and stops it afterwards.
 demo: compile
-	ape run stress --scenario scenarios/flash_crash.yaml --out reports
+	$(BIN)/ape run stress --scenario scenarios/flash_crash.yaml --out reports
 
 stress: compile
-	ape run stress --scenario $(SCENARIO) --out $(OUT)
+	$(BIN)/ape run stress --scenario $(SCENARIO) --out $(OUT)
 
 deploy: compile
-	ape run deploy --config $(CONFIG) $(if $(NETWORK),--network $(NETWORK)) $(if $(ACCOUNT),--account $(ACCOUNT))
+	$(BIN)/ape run deploy --config $(CONFIG) $(if $(NETWORK),--network $(NETWORK)) $(if $(ACCOUNT),--account $(ACCOUNT))
 
 fuzz-deep: compile
-	python -m tests.fuzz.deep --steps $(STEPS)
+	$(BIN)/python -m tests.fuzz.deep --steps $(STEPS)
 
 mutation: compile
-	python tools/mutation.py
+	$(BIN)/python tools/mutation.py
 
 bench: compile
-	python -m bench.run
+	$(BIN)/python -m bench.run
 
 clean:
 	rm -rf .build contracts/.cache reports

@@ -334,6 +334,7 @@ contract MarginEngine is MarketGovernance, EIP712, ReentrancyGuardTransient {
     ///      applies the reducing fill at the oracle price and sizes the keeper reward and the fee;
     ///      reverts `PartialLiquidationBankrupt` if the account's equity after realizing and paying
     ///      the reward is negative. Books nothing: the caller does, with the liquidator's side.
+    // slither-disable-next-line reentrancy-no-eth
     function _takePart(address account, uint256 marketId, Market storage m, uint256 size, uint256[] memory prices)
         internal
         returns (PartStep memory p)
