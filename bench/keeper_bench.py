@@ -153,12 +153,13 @@ class KeeperBench:
 
         started = time.perf_counter()
         finished = started
-        passes, confirmed, failed, lost = 0, 0, 0, 0
+        passes, confirmed, failed, lost, batches = 0, 0, 0, 0, 0
         hashes: list[str] = []
         while passes < 20:
             report = live.run_once()
             passes += 1
-            confirmed += report.confirmed
+            confirmed += len(report.liquidated)
+            batches += report.batches
             failed += report.failed
             lost += report.lost_races
             hashes += report.tx_hashes
@@ -178,7 +179,8 @@ class KeeperBench:
             for r in c.batch([("eth_getTransactionReceipt", [h]) for h in hashes[i : i + 500]])
         ]
         self.log(
-            f"keeper: {confirmed} liquidations in {liquidate_all_s:.1f} s over {passes} pass(es); "
+            f"keeper: {confirmed} liquidations in {liquidate_all_s:.1f} s over {passes} pass(es), "
+            f"{len(hashes)} transactions ({batches} liquidateMany batches); "
             f"{failed} failed, {len(still)} accounts still hold positions"
         )
         return {
@@ -196,9 +198,14 @@ class KeeperBench:
                 "lost_races": lost,
                 "passes": passes,
                 "left_with_positions": len(still),
-                "liquidation_gas_mean": round(statistics.mean(gas)) if gas else None,
+                # Per liquidated account (the batch's gas shared out), as before batching.
+                "liquidation_gas_mean": round(sum(gas) / confirmed) if gas and confirmed else None,
                 "liquidation_gas_max": max(gas) if gas else None,
                 "batch_size": getattr(live, "batch_size", None),
                 "max_in_flight": getattr(live, "max_in_flight", None),
+                "transactions": len(hashes),
+                "liquidate_many_batches": batches,
+                "gas_budget": live.gas_model.budget,
+                "transaction_gas_mean": round(statistics.mean(gas)) if gas else None,
             }
         }

@@ -545,3 +545,47 @@ def test_small_keeper_steps_into_a_whale_and_reports_what_it_cannot_absorb(
     # Mirror the step into the model and compare every observable.
     system.model.liquidate_position(whale.address, eth, size, k.address)
     system.check(deep, whale, *shorts, k)
+
+
+def test_a_batch_whose_dry_run_fails_is_halved_and_the_rest_goes_through(
+    system, chain, traders, shorts, keeper_accounts, start_block, monkeypatch, caplog
+):
+    """A plan gone wrong: the first batch also lists the keeper itself, so its dry run reverts
+    (``SelfLiquidation``). The keeper halves it until the bad entry is alone, never sends a batch
+    whose dry run failed, and liquidates every real target."""
+    import backstop.keeper.act as act
+
+    caplog.set_level(logging.INFO, logger="backstop.keeper")
+    eth = system.add_market(ETH)
+    book = open_book(system, eth, ETH, ETH_BOOK, traders, shorts)
+    system.set_price(eth, 1750 * WAD)
+    expected = model_order(system, book)
+    k = keeper_accounts[0]
+    real_plan = act.plan_pass
+
+    def poisoned_plan(*args, **kwargs):
+        plan = real_plan(*args, **kwargs)
+        first = plan.actions[0]
+        bad = act.Batch(
+            accounts=(*first.accounts[:3], k.address, *first.accounts[3:]),
+            gas=first.gas,
+            market_counts=(*first.market_counts, 1),
+        )
+        return act.PassPlan(
+            (bad, *plan.actions[1:]), plan.unabsorbable, plan.skipped, plan.skipped_self, plan.keeper_after
+        )
+
+    monkeypatch.setattr(act, "plan_pass", poisoned_plan)
+    with RpcProxy(chain.provider.uri) as proxy:
+        keeper = Keeper(
+            web3_for(proxy.url), system.engine.address, LocalSigner(k.private_key), start_block=start_block
+        )
+        report = keeper.run_once()
+        assert_never_sent_after_failed_dry_run(proxy)
+
+    assert report.liquidated == expected
+    assert report.failed == 1  # the keeper's own entry, alone
+    assert "keeper batch_split" in caplog.text
+    assert f"keeper failed account={k.address} stage=dry_run error=SelfLiquidation" in caplog.text
+    mirror(system, liquidations(chain.provider.web3, system.engine.address, start_block))
+    system.check(*book, *shorts, k)
