@@ -115,13 +115,19 @@ class LiquidationRules(MachineCore):
     @action(weight=2, who=R(0, 9))
     def keeper_batch(self, who: int) -> None:
         """The keeper's whole pass as one batch: every target of ``plan_liquidations`` in order."""
+        liquidator, targets = self._keeper_targets(who, "keeper_batch")
+        if targets:
+            self._batch(liquidator, targets)
+
+    def _keeper_targets(self, who: int, kind: str) -> tuple[int, list[int]]:
+        """The liquidator (the keeper, or actor ``who`` for ``who < 3``) and its pass's targets in
+        ``plan_liquidations`` order; with none, the step is counted idle and ended."""
         liquidator = KEEPER if who >= 3 else who
         plan = plan_liquidations(self.model.health_snapshot(self.addr), self.addr[liquidator])
         if not plan.targets:
-            type(self).outcomes["keeper_batch:idle"] += 1
+            type(self).outcomes[f"{kind}:idle"] += 1
             self._step()
-            return
-        self._batch(liquidator, [self.addr.index(t) for t in plan.targets])
+        return liquidator, [self.addr.index(t) for t in plan.targets]
 
     def _batch(self, liquidator: int, targets: list[int]) -> None:
         accounts, lq = [self.addr[i] for i in targets], self.addr[liquidator]
@@ -163,13 +169,9 @@ class LiquidationRules(MachineCore):
     def keeper(self, who: int) -> None:
         """The keeper's first choice (docs/design.md §4, ``backstop.decisions.plan_liquidations``):
         the most negative ``E − MMR`` first, ties by address."""
-        liquidator = KEEPER if who >= 3 else who
-        plan = plan_liquidations(self.model.health_snapshot(self.addr), self.addr[liquidator])
-        if not plan.targets:
-            type(self).outcomes["keeper:idle"] += 1
-            self._step()
-            return
-        self._liquidate(liquidator, self.addr.index(plan.targets[0]))
+        liquidator, targets = self._keeper_targets(who, "keeper")
+        if targets:
+            self._liquidate(liquidator, targets[0])
 
     @action(weight=2, sender=ACTOR, account=ACTOR)
     def settle(self, sender: int, account: int) -> None:

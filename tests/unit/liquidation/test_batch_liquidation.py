@@ -22,13 +22,6 @@ def erin(accounts):
 
 
 @pytest.fixture
-def eth(system, keeper):
-    market = system.add_market(PRICE)
-    system.deposit(keeper, 100_000 * TOKEN)
-    return market
-
-
-@pytest.fixture
 def three_longs(system, eth, alice, bob, carol, dave):
     """bob, carol and dave long 1 ETH at 2,000 with 250, 240 and 1,000 of margin; alice short 3.
     At 1,800: bob E = 50, carol E = 40 (both < MMR = 90), dave E = 800 (healthy)."""

@@ -24,13 +24,6 @@ def rejected(result, name: str) -> None:
     assert result.name == name
 
 
-@pytest.fixture
-def eth(system, keeper):
-    market = system.add_market(PRICE)
-    system.deposit(keeper, 100_000 * TOKEN)
-    return market
-
-
 def test_liquidation_that_leaves_the_account_solvent(system, eth, alice, bob, keeper):
     system.deposit(bob, 250 * TOKEN)
     system.deposit(alice, 10_000 * TOKEN)

@@ -19,13 +19,6 @@ TOKEN = 10**6
 
 
 @pytest.fixture
-def eth(system, keeper):
-    market = system.add_market(PRICE)
-    system.deposit(keeper, 100_000 * TOKEN)
-    return market
-
-
-@pytest.fixture
 def under_water(system, eth, alice, bob):
     """bob long 5 at 2,000 with 1,000 of margin, alice the short; ETH at 1,880:
     E = 1,000 − 600 = 400 < MMR = 5 · 1,880 · 5 % = 470 (E − MMR = −70), solvent."""
