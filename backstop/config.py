@@ -1,6 +1,13 @@
 """The deploy configuration: a suite's markets, collateral, insurance fund and roles, as typed
 values, parsed from ``config/*.yaml`` (and from a scenario's markets by ``backstop.scenario``).
 
+The file is checked against a strict pydantic schema (every key documented in docs/deploy.md,
+"Config reference"): an unknown or misspelt key, a value of the wrong type or a missing required
+key is a :class:`ConfigError` naming the dotted key (``insurance: unknown key 'flor'; allowed:
+cooldown, floor, per_event_cap, window``). Then every bound the contracts enforce is checked
+(:func:`market_problems`, :func:`suite_problems`), so a bad config fails before any transaction.
+These bounds are the one copy: the scenario parser uses them through :func:`market_from_mapping`.
+
 Plain data and parsing only: deploying a config is ``backstop.chain.deploy``.
 """
 
@@ -8,15 +15,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, ValidationError
 
 from backstop.model.state import MAX_KEEPER_REWARD_CAP, MarketParams
-from backstop.units import to_units, to_wad
+from backstop.units import WAD, format_units, to_units, to_wad
 
 #: A ``feed`` or ``collateral.token`` to deploy as a test double (local chains only).
 MOCK = "mock"
@@ -24,10 +34,22 @@ MOCK = "mock"
 DEFAULT_PARAMS_DELAY = 2 * 86_400
 #: ``MarginEngine.MIN_PARAMS_DELAY`` and ``MAX_PARAMS_DELAY``.
 PARAMS_DELAY_BOUNDS = (3_600, 30 * 86_400)
+#: ``PositionMath.MAX_VALUE``: the largest open-interest cap (WAD base units).
+MAX_OPEN_INTEREST_CAP = 2**127 - 1
+#: ``OracleAdapter``: heartbeats are stored in 32 bits, grace periods in 96.
+MAX_HEARTBEAT = 2**32 - 1
+MAX_GRACE_PERIOD = 2**96 - 1
+#: ``MarketGovernance.MAX_MARKETS``: market ids are below ``type(uint16).max``.
+MAX_MARKETS = 2**16 - 1
+#: A mock feed's decimals: its answer is the WAD price scaled down exactly.
+MOCK_FEED_DECIMALS = (1, 18)
+
+_ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_ZERO = "0x" + "0" * 40
 
 
 class ConfigError(ValueError):
-    """The markets config is malformed."""
+    """The markets config is malformed or outside the contracts' bounds."""
 
 
 @dataclass(frozen=True)
@@ -107,107 +129,322 @@ class SuiteConfig:
         return self.collateral_token == MOCK or any(m.feed == MOCK for m in self.markets)
 
 
-def _ratio(raw: Any, name: str) -> int:
+# --- the schema (docs/deploy.md, "Config reference") ------------------------------------------------------
+
+
+def _address(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise ValueError('an address must be quoted in YAML ("0x..."): unquoted, it is read as a number')
+    if not isinstance(value, str) or not _ADDRESS_RE.match(value):
+        raise ValueError(f"an address (0x and 40 hex digits, quoted in YAML) expected, got {value!r}")
+    if value.lower() == _ZERO:
+        raise ValueError("the zero address is not allowed")
+    return value
+
+
+def _address_or_mock(value: Any) -> str:
+    return value if value == MOCK else _address(value)
+
+
+Address = Annotated[str, BeforeValidator(_address)]
+AddressOrMock = Annotated[str, BeforeValidator(_address_or_mock)]
+Whole = Annotated[StrictInt, Field(ge=0)]
+Amount = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MarketSchema(_Section):
+    """``markets.<NAME>``: ratios are decimals (0.05 = 5 %), amounts whole units."""
+
+    feed: AddressOrMock = MOCK
+    price: Amount | None = None
+    feed_decimals: Whole = 8
+    heartbeat: Whole = 86_400
+    initial_margin: Amount
+    maintenance_margin: Amount
+    keeper_reward: Amount
+    insurance_fee: Amount
+    price_band: Amount = Decimal("0.05")
+    maker_fee: Amount = Decimal(0)
+    taker_fee: Amount = Decimal(0)
+    open_interest_cap: Amount = Decimal(10**9)
+    keeper_reward_cap: Amount | None = None
+
+
+class CollateralSchema(_Section):
+    token: AddressOrMock = MOCK
+    decimals: Whole = 6
+
+
+class InsuranceSchema(_Section):
+    cooldown: Whole = 7 * 86_400
+    window: Whole = 2 * 86_400
+    floor: Amount = Decimal(0)
+    per_event_cap: Amount = Decimal(0)
+
+
+class OracleSchema(_Section):
+    sequencer_feed: Address | None = None
+    grace_period: Whole = 3_600
+
+
+class RolesSchema(_Section):
+    admin: Address | None = None
+    guardian: Address | None = None
+    params_delay: Whole = DEFAULT_PARAMS_DELAY
+
+
+class SuiteSchema(_Section):
+    """The file's top level; each market is checked by :class:`MarketSchema`."""
+
+    collateral: CollateralSchema = CollateralSchema()
+    insurance: InsuranceSchema = InsuranceSchema()
+    oracle: OracleSchema = OracleSchema()
+    roles: RolesSchema = RolesSchema()
+    markets: dict[str, Any] = Field(default_factory=dict)
+
+
+def _describe(error: Mapping[str, Any], schema: type[BaseModel], prefix: tuple[str, ...]) -> str:
+    """One pydantic error as ``dotted.key: what is wrong``, with the allowed keys for an unknown one."""
+    loc = (*prefix, *map(str, error["loc"]))
+    parent, key, dotted = ".".join(loc[:-1]), loc[-1] if loc else "", ".".join(loc)
+    kind, got = error["type"], error.get("input")
+
+    def at(where: str, text: str) -> str:
+        return f"{where}: {text}" if where else text
+
+    if kind == "extra_forbidden":
+        model = schema
+        for part in error["loc"][:-1]:  # the section the key is in
+            model = model.model_fields[str(part)].annotation  # type: ignore[assignment]
+        allowed = ", ".join(sorted(model.model_fields))
+        return at(parent, f"unknown key {key!r}; allowed: {allowed}")
+    if kind == "missing":
+        return at(parent, f"{key} is required")
+    if kind in ("model_type", "dict_type"):
+        return at(dotted, f"a mapping expected, got {got!r}")
+    if kind.startswith("int_"):
+        return at(dotted, f"a whole number expected, got {got!r}")
+    if kind.startswith("decimal_") or kind == "finite_number":
+        return at(dotted, f"a decimal number expected, got {got!r}")
+    if kind.startswith("string_"):
+        return at(dotted, f"a string expected, got {got!r}")
+    if kind == "greater_than_equal":
+        return at(dotted, f"must be ≥ {error['ctx']['ge']}, got {got!r}")
+    if kind == "value_error":
+        return at(dotted, str(error["ctx"]["error"]))
+    return at(dotted, f"{error['msg']} (got {got!r})")
+
+
+def _validate(schema: type[BaseModel], raw: Any, prefix: tuple[str, ...] = ()) -> Any:
     try:
-        return to_wad(Decimal(str(raw)))
-    except (ArithmeticError, ValueError) as err:  # decimal.InvalidOperation is an ArithmeticError
-        raise ConfigError(f"{name}: {raw!r} is not a decimal ratio") from err
+        return schema.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError("\n".join(_describe(e, schema, prefix) for e in err.errors())) from None
 
 
-def _reward_cap(raw: Any, market: str) -> int:
-    """``keeper_reward_cap`` in quote tokens (a decimal) as WAD; absent: the largest cap (none)."""
-    if raw is None:
-        return MAX_KEEPER_REWARD_CAP
-    try:
-        cap = to_wad(Decimal(str(raw)))
-    except (ArithmeticError, ValueError) as err:
-        raise ConfigError(f"market {market}: keeper_reward_cap: {raw!r} is not a decimal amount") from err
-    if not 0 < cap <= MAX_KEEPER_REWARD_CAP:
-        raise ConfigError(f"market {market}: keeper_reward_cap: must be > 0 and below 2^128 WAD, got {raw!r}")
-    return cap
+# --- the contracts' bounds -------------------------------------------------------------------------------
 
 
-def _roles(raw: Any) -> dict[str, Any]:
-    roles = raw or {}
-    if not isinstance(roles, dict):
-        raise ConfigError("roles: must be a mapping with admin, guardian and params_delay")
-    unknown = set(roles) - {"admin", "guardian", "params_delay"}
-    if unknown:
-        raise ConfigError(f"roles: unknown keys {sorted(unknown)}")
-    delay = roles.get("params_delay", DEFAULT_PARAMS_DELAY)
+def market_problems(m: MarketConfig) -> list[str]:
+    """Every way ``m`` breaks a bound of ``MarketParamsLib.validate`` (docs/design.md §10) or of the
+    oracle adapter, as ``key must ...`` sentences in human units; empty when the engine accepts it.
+    A mock feed also needs a price > 0 that its decimals represent exactly."""
+    r = format_units
+    mm, im = m.mm_ratio, m.im_ratio
+    checks = [
+        (mm > 0, "maintenance_margin must be > 0"),
+        (
+            mm < im <= WAD,
+            f"initial_margin must be > maintenance_margin and ≤ 1 (initial_margin {r(im)}, "
+            f"maintenance_margin {r(mm)})",
+        ),
+        (
+            m.keeper_reward_ratio <= mm,
+            f"keeper_reward must be ≤ maintenance_margin ({r(m.keeper_reward_ratio)} > {r(mm)})",
+        ),
+        (
+            m.keeper_reward_ratio > mm or m.insurance_fee_ratio <= mm - m.keeper_reward_ratio,
+            f"keeper_reward + insurance_fee must be ≤ maintenance_margin "
+            f"({r(m.keeper_reward_ratio + m.insurance_fee_ratio)} > {r(mm)})",
+        ),
+        (
+            m.maker_fee_ratio < mm,
+            f"maker_fee must be < maintenance_margin ({r(m.maker_fee_ratio)} ≥ {r(mm)})",
+        ),
+        (
+            m.taker_fee_ratio < mm,
+            f"taker_fee must be < maintenance_margin ({r(m.taker_fee_ratio)} ≥ {r(mm)})",
+        ),
+        (0 < m.price_band_ratio < WAD, f"price_band must be in (0, 1), got {r(m.price_band_ratio)}"),
+        (0 < m.heartbeat <= MAX_HEARTBEAT, f"heartbeat must be > 0 and < 2^32 seconds, got {m.heartbeat}"),
+        (
+            0 < m.open_interest_cap <= MAX_OPEN_INTEREST_CAP,
+            f"open_interest_cap must be > 0 and < 2^127 WAD, got {r(m.open_interest_cap)}",
+        ),
+        (
+            0 < m.keeper_reward_cap <= MAX_KEEPER_REWARD_CAP,
+            f"keeper_reward_cap must be > 0 and < 2^128 WAD, got {r(m.keeper_reward_cap)}",
+        ),
+        (m.feed.lower() != _ZERO, "feed must not be the zero address"),
+    ]
+    problems = [message for ok, message in checks if not ok]
+    if m.feed == MOCK:
+        low, high = MOCK_FEED_DECIMALS
+        if not low <= m.mock_feed_decimals <= high:
+            problems.append(f"feed_decimals must be in {low}..{high}, got {m.mock_feed_decimals}")
+        elif m.mock_price <= 0:
+            problems.append("price must be > 0")
+        elif m.mock_price % 10 ** (18 - m.mock_feed_decimals):
+            problems.append(
+                f"price {r(m.mock_price)} is not representable with the feed's {m.mock_feed_decimals} decimals"
+            )
+    return problems
+
+
+def check_market(m: MarketConfig) -> None:
+    """Raises ``ConfigError`` (``markets.<name>: ...``) with the first bound ``m`` breaks."""
+    problems = market_problems(m)
+    if problems:
+        raise ConfigError(f"markets.{m.name}: {problems[0]}")
+
+
+def suite_problems(config: SuiteConfig) -> list[str]:
+    """Every bound a deployment of ``config`` would break, as ``dotted.key: ...`` lines: the
+    markets' (:func:`market_problems`), their number and names, the vault's token decimals, the
+    engine's ``PARAMS_DELAY`` and the adapter's sequencer grace period."""
+    problems = [f"markets.{m.name}: {p}" for m in config.markets for p in market_problems(m)]
+    names = [m.name for m in config.markets]
+    if not names:
+        problems.append("markets: at least one market is required")
+    if len(names) > MAX_MARKETS:
+        problems.append(f"markets: at most {MAX_MARKETS} markets, got {len(names)}")
+    if len(set(names)) != len(names):
+        problems.append(f"markets: names must be unique, got {', '.join(names)}")
+    if not 0 < config.collateral_decimals <= 18:
+        problems.append(f"collateral.decimals: must be in 1..18, got {config.collateral_decimals}")
     low, high = PARAMS_DELAY_BOUNDS
-    if not isinstance(delay, int) or isinstance(delay, bool) or not low <= delay <= high:
-        raise ConfigError(f"roles.params_delay: seconds in [{low}, {high}] expected, got {delay!r}")
-    return {"admin": roles.get("admin"), "guardian": roles.get("guardian"), "params_delay": delay}
+    if not low <= config.params_delay <= high:
+        problems.append(f"roles.params_delay: seconds in [{low}, {high}] expected, got {config.params_delay}")
+    if not 0 <= config.sequencer_grace_period <= MAX_GRACE_PERIOD:
+        problems.append(f"oracle.grace_period: must be < 2^96 seconds, got {config.sequencer_grace_period}")
+    for key, value in (("cooldown", config.cooldown), ("window", config.window)):
+        if value < 0:
+            problems.append(f"insurance.{key}: must be ≥ 0, got {value}")
+    return problems
 
 
-def market_from_mapping(name: str, raw: dict[str, Any]) -> MarketConfig:
-    """A market from the config's (or a scenario's) mapping of decimals."""
-    known = {
-        "feed",
-        "price",
-        "feed_decimals",
-        "heartbeat",
-        "initial_margin",
-        "maintenance_margin",
-        "keeper_reward",
-        "insurance_fee",
-        "price_band",
-        "maker_fee",
-        "taker_fee",
-        "open_interest_cap",
-        "keeper_reward_cap",
-    }
-    unknown = set(raw) - known
-    if unknown:
-        raise ConfigError(f"market {name}: unknown keys {sorted(unknown)}")
-    for required in ("initial_margin", "maintenance_margin", "keeper_reward", "insurance_fee"):
-        if required not in raw:
-            raise ConfigError(f"market {name}: {required} is required")
-    feed = str(raw.get("feed", MOCK))
-    if feed == MOCK and "price" not in raw:
-        raise ConfigError(f"market {name}: a mock feed needs an initial price")
-    return MarketConfig(
+def check_suite(config: SuiteConfig) -> None:
+    """Raises ``ConfigError`` listing every bound ``config`` breaks (nothing is sent before this)."""
+    problems = suite_problems(config)
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+# --- parsing ---------------------------------------------------------------------------------------------
+
+
+def _wad(value: Decimal, where: str) -> int:
+    try:
+        return to_wad(value)
+    except ValueError as err:
+        raise ConfigError(f"{where}: {format(value, 'f')} has more than 18 decimal places") from err
+
+
+def _tokens(value: Decimal, decimals: int, where: str) -> int:
+    try:
+        return to_units(value, decimals)
+    except ValueError as err:
+        raise ConfigError(
+            f"{where}: {format(value, 'f')} has more decimals than the token's {decimals}"
+        ) from err
+
+
+def market_from_mapping(name: str, raw: Any) -> MarketConfig:
+    """A market from the config's (or a scenario's) mapping of decimals, checked against the
+    schema and the engine's bounds; errors read ``markets.<name>: ...``."""
+    where = f"markets.{name}"
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: a mapping of parameters expected, got {raw!r}")
+    s: MarketSchema = _validate(MarketSchema, dict(raw), ("markets", name))
+    if s.feed == MOCK and s.price is None:
+        raise ConfigError(f"{where}: a mock feed needs an initial price")
+    if s.feed != MOCK and ("price" in raw or "feed_decimals" in raw):
+        raise ConfigError(f"{where}: price and feed_decimals are for a mock feed only (the feed is {s.feed})")
+    market = MarketConfig(
         name=name,
-        feed=feed,
-        heartbeat=int(raw.get("heartbeat", 86_400)),
-        im_ratio=_ratio(raw["initial_margin"], f"{name}.initial_margin"),
-        mm_ratio=_ratio(raw["maintenance_margin"], f"{name}.maintenance_margin"),
-        keeper_reward_ratio=_ratio(raw["keeper_reward"], f"{name}.keeper_reward"),
-        insurance_fee_ratio=_ratio(raw["insurance_fee"], f"{name}.insurance_fee"),
-        price_band_ratio=_ratio(raw.get("price_band", "0.05"), f"{name}.price_band"),
-        maker_fee_ratio=_ratio(raw.get("maker_fee", 0), f"{name}.maker_fee"),
-        taker_fee_ratio=_ratio(raw.get("taker_fee", 0), f"{name}.taker_fee"),
-        open_interest_cap=to_wad(Decimal(str(raw.get("open_interest_cap", 10**9)))),
-        keeper_reward_cap=_reward_cap(raw.get("keeper_reward_cap"), name),
-        mock_price=to_wad(Decimal(str(raw["price"]))) if "price" in raw else 0,
-        mock_feed_decimals=int(raw.get("feed_decimals", 8)),
+        feed=s.feed,
+        heartbeat=s.heartbeat,
+        im_ratio=_wad(s.initial_margin, f"{where}.initial_margin"),
+        mm_ratio=_wad(s.maintenance_margin, f"{where}.maintenance_margin"),
+        keeper_reward_ratio=_wad(s.keeper_reward, f"{where}.keeper_reward"),
+        insurance_fee_ratio=_wad(s.insurance_fee, f"{where}.insurance_fee"),
+        price_band_ratio=_wad(s.price_band, f"{where}.price_band"),
+        maker_fee_ratio=_wad(s.maker_fee, f"{where}.maker_fee"),
+        taker_fee_ratio=_wad(s.taker_fee, f"{where}.taker_fee"),
+        open_interest_cap=_wad(s.open_interest_cap, f"{where}.open_interest_cap"),
+        keeper_reward_cap=(
+            MAX_KEEPER_REWARD_CAP
+            if s.keeper_reward_cap is None
+            else _wad(s.keeper_reward_cap, f"{where}.keeper_reward_cap")
+        ),
+        mock_price=_wad(s.price, f"{where}.price") if s.price is not None else 0,
+        mock_feed_decimals=s.feed_decimals,
     )
+    check_market(market)
+    return market
 
 
-def config_from_mapping(raw: dict[str, Any]) -> SuiteConfig:
-    """A suite config from a parsed YAML mapping (see ``config/local.yaml``)."""
-    markets_raw = raw.get("markets")
-    if not isinstance(markets_raw, dict) or not markets_raw:
+def config_from_mapping(raw: Any) -> SuiteConfig:
+    """A suite config from a parsed YAML mapping (see ``config/local.yaml``): the schema, then
+    every bound (:func:`check_suite`). An empty section (``roles:`` with every line commented out)
+    means its defaults."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"the config must be a mapping of sections, got {raw!r}")
+    raw = {k: ({} if v is None and k != "markets" else v) for k, v in raw.items()}
+    s: SuiteSchema = _validate(SuiteSchema, raw)
+    if not isinstance(s.markets, Mapping) or not s.markets:
         raise ConfigError("markets: at least one market is required")
-    collateral = raw.get("collateral", {}) or {}
-    insurance = raw.get("insurance", {}) or {}
-    oracle = raw.get("oracle", {}) or {}
-    decimals = int(collateral.get("decimals", 6))
-    return SuiteConfig(
-        markets=tuple(market_from_mapping(name, m or {}) for name, m in markets_raw.items()),
-        collateral_token=str(collateral.get("token", MOCK)),
+    decimals = s.collateral.decimals
+    if not 0 < decimals <= 18:
+        raise ConfigError(f"collateral.decimals: must be in 1..18, got {decimals}")
+    config = SuiteConfig(
+        markets=tuple(market_from_mapping(str(name), m) for name, m in s.markets.items()),
+        collateral_token=s.collateral.token,
         collateral_decimals=decimals,
-        cooldown=int(insurance.get("cooldown", 7 * 86_400)),
-        window=int(insurance.get("window", 2 * 86_400)),
-        fund_floor_tokens=to_units(insurance.get("floor", 0), decimals),
-        fund_per_event_cap_tokens=to_units(insurance.get("per_event_cap", 0), decimals),
-        sequencer_feed=oracle.get("sequencer_feed"),
-        sequencer_grace_period=int(oracle.get("grace_period", 3_600)),
-        **_roles(raw.get("roles")),
+        cooldown=s.insurance.cooldown,
+        window=s.insurance.window,
+        fund_floor_tokens=_tokens(s.insurance.floor, decimals, "insurance.floor"),
+        fund_per_event_cap_tokens=_tokens(s.insurance.per_event_cap, decimals, "insurance.per_event_cap"),
+        sequencer_feed=s.oracle.sequencer_feed,
+        sequencer_grace_period=s.oracle.grace_period,
+        admin=s.roles.admin,
+        guardian=s.roles.guardian,
+        params_delay=s.roles.params_delay,
     )
+    check_suite(config)
+    return config
 
 
 def load_config(path: str | Path) -> SuiteConfig:
-    with open(path) as fh:
-        return config_from_mapping(yaml.safe_load(fh) or {})
+    """Reads and checks a config file; every problem is a ``ConfigError`` that starts with the
+    file's name (a YAML syntax error with its line and column), never a traceback."""
+    try:
+        text = Path(path).read_text()
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the config ({err.strerror or err})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(f"{path}: {where}not valid YAML: {err.problem or err.context}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    try:
+        return config_from_mapping(raw or {})
+    except ConfigError as err:
+        raise ConfigError("\n".join(f"{path}: {line}" for line in str(err).splitlines())) from None

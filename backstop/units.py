@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
 
 WAD = 10**18
+#: Arithmetic that never rounds silently (the default context keeps 28 digits: a 2^127 cap, or
+#: ``123456789.123456789123456789`` WAD, would lose its last digits).
+_EXACT = Context(prec=400, traps=[Inexact, InvalidOperation, Overflow])
+
+
+def _scaled(value: int | str | Decimal, factor: int) -> Decimal:
+    try:
+        return _EXACT.multiply(Decimal(str(value)), Decimal(factor))
+    except (Inexact, InvalidOperation, Overflow) as err:
+        raise ValueError(f"{value} is not an exact decimal quantity") from err
 
 
 def to_wad(value: int | str | Decimal) -> int:
@@ -12,8 +22,7 @@ def to_wad(value: int | str | Decimal) -> int:
 
     Raises ``ValueError`` if the value has more than 18 decimal places.
     """
-    d = Decimal(str(value))
-    scaled = d * WAD
+    scaled = _scaled(value, WAD)
     if scaled != scaled.to_integral_value():
         raise ValueError(f"{value} has more than 18 decimal places")
     return int(scaled)
@@ -28,7 +37,7 @@ def token_scale(decimals: int) -> int:
 
 def to_units(value: int | str | Decimal, decimals: int) -> int:
     """A decimal token amount in the token's own units (exact)."""
-    d = Decimal(str(value)) * (10**decimals)
+    d = _scaled(value, 10**decimals)
     if d != d.to_integral_value():
         raise ValueError(f"{value} has more than {decimals} decimal places")
     return int(d)
@@ -36,4 +45,5 @@ def to_units(value: int | str | Decimal, decimals: int) -> int:
 
 def format_units(value: int, scale: int = WAD) -> str:
     """An exact decimal rendering of ``value / scale`` (``2000``, ``0.5``): WAD by default."""
-    return format((Decimal(value) / Decimal(scale)).normalize(), "f")
+    wide = Context(prec=400)
+    return format(wide.divide(Decimal(value), Decimal(scale)).normalize(wide), "f")

@@ -3,9 +3,12 @@
     ape run deploy                                   # local anvil, mock token and feeds
     ape run deploy --network ethereum:sepolia:node --account deployer --config config/sepolia.yaml
 
-Writes ``deployments/<chain-id>.json``. Re-running is idempotent (the manifest's live suite is
-reused; markets added to the config are listed); every run ends by re-reading every address and
-parameter from chain and fails on any mismatch.
+The config is read and checked (schema and the contracts' bounds, docs/deploy.md) while the
+options are parsed, before any node is connected: a bad config prints ``deploy: <message>`` and
+exits 2, having sent nothing. Re-running is idempotent (the manifest's live suite is reused;
+markets added to the config are listed; a dropped market is refused); every run ends by
+re-reading every address and parameter from chain, fails on any mismatch (exit 1), and only then
+writes ``deployments/<chain-id>.json``.
 """
 
 from __future__ import annotations
@@ -19,9 +22,18 @@ from ape import accounts, chain, project
 from ape.cli import ConnectedProviderCommand, account_option, network_option
 
 from backstop.chain.manifest import DeploymentMismatch, deploy_or_reuse
-from backstop.config import ConfigError, load_config
+from backstop.config import ConfigError, SuiteConfig, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load(ctx: click.Context, param: click.Parameter, path: Path) -> SuiteConfig:
+    """The ``--config`` callback: runs while the options are parsed, before Ape connects."""
+    try:
+        return load_config(path)
+    except ConfigError as err:
+        click.echo(f"deploy: {err}", err=True)
+        ctx.exit(2)
 
 
 @click.command(cls=ConnectedProviderCommand, short_help="Deploy and wire Backstop")
@@ -29,13 +41,14 @@ ROOT = Path(__file__).resolve().parent.parent
 @account_option(prompt=False)
 @click.option(
     "--config",
-    "config_path",
+    "config",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=ROOT / "config" / "local.yaml",
     show_default=True,
-    help="Markets config (YAML).",
+    callback=_load,
+    help="Markets config (YAML, docs/deploy.md).",
 )
-def cli(network, account, config_path: Path):
+def cli(network, account, config: SuiteConfig):
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(name)s %(message)s"))
     logging.getLogger("backstop").addHandler(handler)
@@ -46,9 +59,11 @@ def cli(network, account, config_path: Path):
             raise click.UsageError("--account is required on a live network (an Ape account alias)")
         account = accounts.test_accounts[0]
     try:
-        config = load_config(config_path)
         deployment, reused = deploy_or_reuse(project, chain, account, config, root=ROOT, local=local)
-    except (ConfigError, DeploymentMismatch) as err:
+    except ConfigError as err:
+        click.echo(f"deploy: {err}", err=True)
+        sys.exit(2)
+    except DeploymentMismatch as err:
         click.echo(f"deploy: {err}", err=True)
         sys.exit(1)
     click.echo(

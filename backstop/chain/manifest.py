@@ -2,19 +2,24 @@
 every address and parameter re-read from chain and compared with the config and the manifest.
 
 Re-running a deployment is idempotent: with a manifest whose contracts still have code on chain,
-nothing is deployed again (markets added to the config since are listed). Every run ends with
-:func:`verify`; any difference raises :class:`DeploymentMismatch` listing all of them.
+nothing is deployed again (markets added to the config since are listed). Before any transaction
+the config is checked against the contracts' bounds, a config that drops a listed market is
+refused, and the suite already listed is verified against the config. Every run ends with
+:func:`verify`; any difference raises :class:`DeploymentMismatch` listing all of them. Only then is
+the manifest written, atomically (:func:`write_manifest`): a failed run leaves it as it was.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from backstop.chain.deploy import Deployment, add_missing_markets, deploy_suite
-from backstop.config import MOCK, SuiteConfig
+from backstop.config import MOCK, ConfigError, SuiteConfig, check_suite
 
 log = logging.getLogger("backstop.deploy")
 
@@ -93,30 +98,88 @@ def manifest_path(root: Path, chain_id: int) -> Path:
     return root / "deployments" / f"{chain_id}.json"
 
 
+def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
+    """Writes ``manifest`` to ``path`` atomically: a temporary file in the same directory, flushed
+    to disk, then renamed over ``path``. A reader sees the old manifest or the new one, never a
+    part of one; on an error the old one stays and the temporary file is removed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w") as fh:
+            fh.write(json.dumps(manifest, indent=2) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise DeploymentMismatch([f"{path}: not a readable manifest ({err})"]) from None
+    if not isinstance(manifest, dict):
+        raise DeploymentMismatch([f"{path}: not a manifest (a JSON object expected)"])
+    return manifest
+
+
+def reuse_problems(deployment: Deployment, config: SuiteConfig) -> list[str]:
+    """Why the config cannot be applied to a live suite without harm, read without sending: a
+    market listed on chain that the config drops (markets are never delisted, and listing one
+    again would give it a second id), or an engine with markets the manifest does not know."""
+    names = {m.name for m in config.markets}
+    problems = [
+        f"market {name}: listed on chain {deployment.chain_id} as id {market_id}, but the config drops it; "
+        f"a listed market is never removed or listed again: put {name} back in the config"
+        for name, market_id in deployment.market_ids.items()
+        if name not in names
+    ]
+    count, known = deployment.engine.marketCount(), len(deployment.market_ids)
+    if count != known:
+        problems.append(
+            f"engine.marketCount: on chain {count}, the manifest knows {known} markets; "
+            "refusing to list any (a market listed twice cannot be removed)"
+        )
+    return problems
+
+
 def deploy_or_reuse(
     project, chain, sender, config: SuiteConfig, *, root: Path, local: bool
 ) -> tuple[Deployment, bool]:
-    """Reuses the manifest's suite if it is live on this chain, else deploys one. Writes the
-    manifest, then verifies everything against the chain. Returns (deployment, reused)."""
+    """Reuses the manifest's suite if it is live on this chain, else deploys one; then verifies
+    everything against the chain and only then writes the manifest. Returns (deployment, reused).
+
+    Nothing is sent when the config breaks a contract bound (``ConfigError``), asks for mocks on
+    a live network, drops a listed market or disagrees with what is already on chain
+    (``DeploymentMismatch``)."""
+    check_suite(config)
     path = manifest_path(root, chain.chain_id)
     deployment = None
     if path.exists():
-        manifest = json.loads(path.read_text())
-        deployment = load_deployment(project, chain, manifest)
+        deployment = load_deployment(project, chain, _read_manifest(path))
         if deployment is None and not local:
             raise DeploymentMismatch(
                 [f"{path}: contracts listed in the manifest have no code on chain {chain.chain_id}"]
             )
         if deployment is None:
             log.info("manifest stale (local chain restarted) path=%s: deploying afresh", path)
+    if config.uses_mocks and not local:
+        raise ConfigError("mock token or feeds requested on a non-local network: give real addresses")
     reused = deployment is not None
     if deployment is None:
         deployment = deploy_suite(project, chain, sender, config, local=local)
     else:
+        problems = reuse_problems(deployment, config)
+        if problems:
+            raise DeploymentMismatch(problems)
+        # What is listed already must match before anything is added: a failure after a new
+        # listing would leave a market the unwritten manifest does not know.
+        listed = tuple(m for m in config.markets if m.name in deployment.market_ids)
+        verify(deployment, replace(config, markets=listed), deployer=sender.address)
         add_missing_markets(project, sender, config, deployment)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(manifest_of(deployment, config, sender.address), indent=2) + "\n")
     verify(deployment, config, deployer=sender.address)
+    write_manifest(path, manifest_of(deployment, config, sender.address))
     return deployment, reused
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import ape
 import pytest
@@ -103,8 +104,15 @@ def test_mocks_are_refused_on_a_live_network(project, chain, deployer, config, t
 @pytest.mark.parametrize(
     ("mapping", "message"),
     [
-        ({}, "at least one market"),
-        ({"markets": {"ETH": {"price": 1}}}, "initial_margin is required"),
+        ({}, "markets: at least one market is required"),
+        (
+            {
+                "markets": {
+                    "ETH": {"price": 1, "maintenance_margin": 0.05, "keeper_reward": 0, "insurance_fee": 0}
+                }
+            },
+            "markets.ETH: initial_margin is required",
+        ),
         (
             {
                 "markets": {
@@ -116,7 +124,7 @@ def test_mocks_are_refused_on_a_live_network(project, chain, deployer, config, t
                     }
                 }
             },
-            "needs an initial price",
+            "markets.ETH: a mock feed needs an initial price",
         ),
         (
             {
@@ -130,14 +138,31 @@ def test_mocks_are_refused_on_a_live_network(project, chain, deployer, config, t
                     }
                 }
             },
-            "not a decimal",
+            "markets.ETH.initial_margin: a decimal number expected, got 'ten'",
         ),
-        ({"markets": {"ETH": {"price": 1, "colour": "red"}}}, "unknown keys"),
+        (
+            {
+                "markets": {
+                    "ETH": {
+                        "price": 1,
+                        "initial_margin": 0.1,
+                        "maintenance_margin": 0.05,
+                        "keeper_reward": 0,
+                        "insurance_fee": 0,
+                        "colour": "red",
+                    }
+                }
+            },
+            "markets.ETH: unknown key 'colour'; allowed: feed, feed_decimals, heartbeat, initial_margin, "
+            "insurance_fee, keeper_reward, keeper_reward_cap, maintenance_margin, maker_fee, "
+            "open_interest_cap, price, price_band, taker_fee",
+        ),
     ],
 )
 def test_malformed_configs_are_rejected_with_a_reason(mapping, message):
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(ConfigError) as info:
         config_from_mapping(mapping)
+    assert str(info.value) == message
 
 
 # --- roles after deployment (docs/design.md §10; finding 1 of issue #15) ----------------------------------
@@ -210,3 +235,118 @@ def test_after_deploy_only_the_engine_holds_an_oracle_role_and_the_configured_ac
         "params_delay": 172_800,
     }
     assert d.engine.PARAMS_DELAY() == 172_800
+
+
+# --- nothing sent on a bad config; the manifest only after verification (issue #17) ----------------------
+
+
+def _sent(chain, deployer) -> tuple[int, int]:
+    """What a refused run must not change: the deployer's nonce and the chain's head block."""
+    return deployer.nonce, chain.blocks.head.number
+
+
+def test_a_market_with_mm_above_im_sends_no_transaction(project, chain, deployer, config, tmp_path):
+    bad = replace(config.markets[0], mm_ratio=WAD * 12 // 100)  # MM 12 % > IM 10 %
+    before = _sent(chain, deployer)
+    with pytest.raises(ConfigError) as info:
+        deploy_or_reuse(
+            project,
+            chain,
+            deployer,
+            replace(config, markets=(bad, config.markets[1])),
+            root=tmp_path,
+            local=True,
+        )
+    assert str(info.value) == (
+        "markets.ETH: initial_margin must be > maintenance_margin and ≤ 1 "
+        "(initial_margin 0.1, maintenance_margin 0.12)"
+    )
+    assert _sent(chain, deployer) == before
+    assert not (tmp_path / "deployments").exists()
+
+
+def test_a_misspelt_key_or_a_yaml_error_sends_no_transaction(project, chain, deployer, tmp_path):
+    text = Path(ROOT_CONFIG).read_text()
+    before = _sent(chain, deployer)
+    for broken, message in (
+        (
+            text.replace("insurance:\n", "insurence:\n"),
+            "unknown key 'insurence'; allowed: collateral, insurance, markets, oracle, roles",
+        ),
+        (
+            text.replace("  decimals: 6\n", "  decimal: 6\n"),
+            "collateral: unknown key 'decimal'; allowed: decimals, token",
+        ),
+        (
+            text.replace("  cooldown: 604800", "  cooldown: [604800"),
+            "line 8, column 3: not valid YAML: expected ',' or ']', but got '<scalar>'",
+        ),
+    ):
+        path = tmp_path / "bad.yaml"
+        path.write_text(broken)
+        with pytest.raises(ConfigError) as info:
+            deploy_or_reuse(project, chain, deployer, load_config(path), root=tmp_path, local=True)
+        assert str(info.value) == f"{path}: {message}"
+    assert _sent(chain, deployer) == before
+
+
+def test_a_failed_verification_leaves_the_manifest_byte_identical(project, chain, deployer, config, tmp_path):
+    deploy_or_reuse(project, chain, deployer, config, root=tmp_path, local=True)
+    path = tmp_path / "deployments" / f"{chain.chain_id}.json"
+    written = path.read_bytes()
+    # MM 5 % → 6 % (within bounds, but not what is on chain), and a new market SOL.
+    eth = replace(config.markets[0], mm_ratio=6 * WAD // 100)
+    sol = replace(config.markets[0], name="SOL", mock_price=150 * WAD)
+    changed = replace(config, markets=(eth, config.markets[1], sol))
+    before = _sent(chain, deployer)
+    with pytest.raises(DeploymentMismatch) as info:
+        deploy_or_reuse(project, chain, deployer, changed, root=tmp_path, local=True)
+    assert info.value.problems == [
+        "market ETH.mmRatio: on chain 50000000000000000, expected 60000000000000000"
+    ]
+    assert path.read_bytes() == written
+    assert _sent(chain, deployer) == before  # SOL was not listed: the check comes first
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no temporary file left
+
+
+def test_a_config_that_drops_a_listed_market_is_refused(project, chain, deployer, config, tmp_path):
+    first, _ = deploy_or_reuse(project, chain, deployer, config, root=tmp_path, local=True)
+    path = tmp_path / "deployments" / f"{chain.chain_id}.json"
+    written = path.read_bytes()
+    without_btc = replace(config, markets=config.markets[:1])
+    before = _sent(chain, deployer)
+    with pytest.raises(DeploymentMismatch) as info:
+        deploy_or_reuse(project, chain, deployer, without_btc, root=tmp_path, local=True)
+    assert str(info.value) == (
+        "deployment check failed:\n"
+        f"  - market BTC: listed on chain {chain.chain_id} as id 1, but the config drops it; "
+        "a listed market is never removed or listed again: put BTC back in the config"
+    )
+    assert path.read_bytes() == written
+    assert _sent(chain, deployer) == before
+    # The full config still works afterwards, and lists nothing twice.
+    again, reused = deploy_or_reuse(project, chain, deployer, config, root=tmp_path, local=True)
+    assert reused and again.engine.address == first.engine.address
+    assert again.market_ids == {"ETH": 0, "BTC": 1}
+    assert again.engine.marketCount() == 2
+    assert _sent(chain, deployer) == before
+    assert json.loads(path.read_text())["markets"]["BTC"]["id"] == 1
+
+
+def test_markets_the_manifest_does_not_know_stop_the_listing(project, chain, deployer, config, tmp_path):
+    """A manifest that lost a market (an older deploy's bug, or a hand edit) never leads to a
+    second listing: the engine's market count is compared with the manifest before sending."""
+    deploy_or_reuse(project, chain, deployer, config, root=tmp_path, local=True)
+    path = tmp_path / "deployments" / f"{chain.chain_id}.json"
+    manifest = json.loads(path.read_text())
+    del manifest["markets"]["BTC"], manifest["feeds"]["BTC"]
+    path.write_text(json.dumps(manifest))
+    written = path.read_bytes()
+    before = _sent(chain, deployer)
+    with pytest.raises(DeploymentMismatch) as info:
+        deploy_or_reuse(project, chain, deployer, config, root=tmp_path, local=True)
+    assert info.value.problems == [
+        "engine.marketCount: on chain 2, the manifest knows 1 markets; refusing to list any "
+        "(a market listed twice cannot be removed)"
+    ]
+    assert path.read_bytes() == written and _sent(chain, deployer) == before

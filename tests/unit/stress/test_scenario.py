@@ -320,12 +320,24 @@ def market(**overrides) -> str:
             market(keeper_reward=0.05),
             r"markets\.ETH: keeper_reward \+ insurance_fee must be ≤ maintenance_margin",
         ),
-        (market(keeper_reward_cap=0), r"markets\.ETH: keeper_reward_cap: must be > 0"),
+        (
+            market(keeper_reward_cap=0),
+            r"^markets\.ETH: keeper_reward_cap must be > 0 and < 2\^128 WAD, got 0$",
+        ),
         (market(taker_fee=0.06), r"markets\.ETH: taker_fee must be < maintenance_margin"),
         (market(price_band=1), r"markets\.ETH: price_band must be in \(0, 1\)"),
         (market(heartbeat=0), r"markets\.ETH: heartbeat must be > 0"),
         (market(feed="0x0000000000000000000000000000000000000001"), r"markets\.ETH: .*mock feeds only"),
-        (market(leverage=100), r"markets\.ETH: .*unknown keys \['leverage'\]"),
+        (
+            market(leverage=100),
+            r"^markets\.ETH: unknown key 'leverage'; allowed: feed, feed_decimals, heartbeat, initial_margin, "
+            r"insurance_fee, keeper_reward, keeper_reward_cap, maintenance_margin, maker_fee, open_interest_cap, "
+            r"price, price_band, taker_fee$",
+        ),
+        (
+            market(heartbeat=2**32),
+            r"^markets\.ETH: heartbeat must be > 0 and < 2\^32 seconds, got 4294967296$",
+        ),
         (market(maintenance_margin=None), r"markets\.ETH: maintenance_margin is required"),
         ("name: t\nmarkets: [\n", "not valid YAML"),
     ],
