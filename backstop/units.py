@@ -1,4 +1,5 @@
-"""Exact unit conversions shared by the model, the tests and the scripts (integers, never floats)."""
+"""Exact unit conversions and the WAD rounding helpers (docs/margin-math.md), shared by the model,
+the decisions, the tests and the scripts (integers, never floats)."""
 
 from __future__ import annotations
 
@@ -47,3 +48,36 @@ def format_units(value: int, scale: int = WAD) -> str:
     """An exact decimal rendering of ``value / scale`` (``2000``, ``0.5``): WAD by default."""
     wide = Context(prec=400)
     return format(wide.divide(Decimal(value), Decimal(scale)).normalize(wide), "f")
+
+
+# --- rounding helpers (docs/margin-math.md) -------------------------------------------------------
+
+
+def mul_wad_down(a: int, b: int) -> int:
+    """``a·b / 1e18`` rounded down (a, b ≥ 0)."""
+    return a * b // WAD
+
+
+def mul_wad_up(a: int, b: int) -> int:
+    """``a·b / 1e18`` rounded up (a, b ≥ 0)."""
+    return -(-(a * b) // WAD)
+
+
+def mul_wad_floor(x: int, b: int) -> int:
+    """``x·b / 1e18`` for signed ``x``, rounded toward -∞."""
+    return x * b // WAD
+
+
+def mul_wad_ceil(x: int, b: int) -> int:
+    """``x·b / 1e18`` for signed ``x``, rounded toward +∞."""
+    return -(-(x * b) // WAD)
+
+
+def mul_div_ceil(x: int, a: int, b: int) -> int:
+    """``x·a / b`` for signed ``x`` (a ≥ 0, b > 0), rounded toward +∞."""
+    return -(-(x * a) // b)
+
+
+def ceil_div(a: int, b: int) -> int:
+    """``a / b`` rounded up (a ≥ 0, b > 0)."""
+    return -(-a // b)

@@ -5,11 +5,6 @@ runner's model backend and the tests, and the capital-aware pass plan (:mod:`.ca
 partial takeovers sized to the keeper's own margin, docs/keeper.md).
 """
 
-# liquidation first: capital imports backstop.model.math, which initialises backstop.model, whose
-# base module imports AccountHealth from this package (it must already be bound here).
-from backstop.decisions.liquidation import AccountHealth, LiquidationPlan, decide, plan_liquidations
-
-# isort: split
 from backstop.decisions.capital import (
     Batch,
     Book,
@@ -26,6 +21,7 @@ from backstop.decisions.capital import (
     valuation,
 )
 from backstop.decisions.fallback import play_actions
+from backstop.decisions.liquidation import AccountHealth, LiquidationPlan, decide, plan_liquidations
 
 __all__ = [
     "AccountHealth",

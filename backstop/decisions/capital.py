@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from backstop.decisions.liquidation import AccountHealth, plan_liquidations
-from backstop.model.math import mul_div_ceil, mul_wad_ceil, mul_wad_down, mul_wad_floor, mul_wad_up
+from backstop.units import mul_div_ceil, mul_wad_ceil, mul_wad_down, mul_wad_floor, mul_wad_up
 
 #: A partial step is planned only if the account's equity after paying its ``K`` stays at least
 #: this many wei above zero: the engine's own reading of that equity may differ by a rounding wei

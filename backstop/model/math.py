@@ -1,8 +1,10 @@
-"""The model's integer arithmetic: WAD rounding helpers (docs/margin-math.md), sides and bounds."""
+"""The model's integer arithmetic: sides and bounds, and the WAD rounding helpers of ``backstop.units``."""
 
 from __future__ import annotations
 
-from backstop.units import WAD
+# The WAD rounding helpers (docs/margin-math.md) live in ``backstop.units``, below both the model
+# and ``backstop.decisions``; the model's rules import them from here.
+from backstop.units import ceil_div, mul_div_ceil, mul_wad_ceil, mul_wad_down, mul_wad_floor, mul_wad_up
 
 LONG = 0
 SHORT = 1
@@ -12,37 +14,19 @@ INT256_MAX = 2**255 - 1
 MAX_VALUE = 2**127 - 1
 
 
-# --- rounding helpers (docs/margin-math.md) -------------------------------------------------------
-
-
-def mul_wad_down(a: int, b: int) -> int:
-    """``a·b / 1e18`` rounded down (a, b ≥ 0)."""
-    return a * b // WAD
-
-
-def mul_wad_up(a: int, b: int) -> int:
-    """``a·b / 1e18`` rounded up (a, b ≥ 0)."""
-    return -(-(a * b) // WAD)
-
-
-def mul_wad_floor(x: int, b: int) -> int:
-    """``x·b / 1e18`` for signed ``x``, rounded toward -∞."""
-    return x * b // WAD
-
-
-def mul_wad_ceil(x: int, b: int) -> int:
-    """``x·b / 1e18`` for signed ``x``, rounded toward +∞."""
-    return -(-(x * b) // WAD)
-
-
-def mul_div_ceil(x: int, a: int, b: int) -> int:
-    """``x·a / b`` for signed ``x`` (a ≥ 0, b > 0), rounded toward +∞."""
-    return -(-(x * a) // b)
-
-
-def ceil_div(a: int, b: int) -> int:
-    """``a / b`` rounded up (a ≥ 0, b > 0)."""
-    return -(-a // b)
+__all__ = [
+    "INT256_MAX",
+    "LONG",
+    "MAX_VALUE",
+    "SHORT",
+    "ceil_div",
+    "mul_div_ceil",
+    "mul_wad_ceil",
+    "mul_wad_down",
+    "mul_wad_floor",
+    "mul_wad_up",
+    "side_of",
+]
 
 
 def side_of(size: int) -> int:

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from backstop.model.math import mul_wad_up
 from backstop.orders import FAR_EXPIRY, Order
 from backstop.scenario import (
     Advance,
@@ -36,6 +35,7 @@ from backstop.scenario import (
     Withdraw,
 )
 from backstop.stress.results import AccountView, Outcome
+from backstop.units import mul_wad_up
 
 #: Step kind → the name of the backend method that plays it (``play_<name>(step) -> Outcome``).
 STEP_HANDLERS: dict[type[Step], str] = {

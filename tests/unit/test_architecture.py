@@ -138,6 +138,20 @@ def test_backstop_has_no_import_cycle():
     assert not cycles, "import cycles in backstop/: " + "; ".join(" -> ".join(c) for c in cycles)
 
 
+def test_the_decisions_import_only_units():
+    """``backstop.decisions`` is the bottom of the rules (docs/architecture.md): pure, below the
+    model, which imports its snapshot type; so it imports nothing of ``backstop`` but ``units``."""
+    graph = import_graph(ROOT)
+    outside = {
+        (name, target)
+        for name, targets in graph.items()
+        if name.startswith("backstop.decisions")
+        for target in targets
+        if not target.startswith("backstop.decisions") and target != "backstop.units"
+    }
+    assert outside == set()
+
+
 def test_no_backstop_module_is_over_500_lines():
     sizes = {p.relative_to(ROOT).as_posix(): len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
     over = {path: n for path, n in sizes.items() if n > MAX_LINES}
