@@ -19,9 +19,10 @@ from pathlib import Path
 
 import click
 from ape import accounts, chain, project
-from ape.cli import ConnectedProviderCommand, account_option, network_option
+from ape.cli import account_option, network_option
 
 from backstop.chain.manifest import DeploymentMismatch, deploy_or_reuse
+from backstop.chain.node import NoNewNodeCommand
 from backstop.config import ConfigError, SuiteConfig, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,7 +37,7 @@ def _load(ctx: click.Context, param: click.Parameter, path: Path) -> SuiteConfig
         ctx.exit(2)
 
 
-@click.command(cls=ConnectedProviderCommand, short_help="Deploy and wire Backstop")
+@click.command(cls=NoNewNodeCommand, short_help="Deploy and wire Backstop")
 @network_option()
 @account_option(prompt=False)
 @click.option(

@@ -21,10 +21,11 @@ from pathlib import Path
 
 import click
 from ape import accounts, chain
-from ape.cli import ConnectedProviderCommand, account_option, network_option
+from ape.cli import account_option, network_option
 from eth_account import Account
 from web3 import HTTPProvider, Web3
 
+from backstop.chain.node import NoNewNodeCommand
 from backstop.chain.rpc import RpcUnavailable
 from backstop.decisions.fallback import DEFAULT_BUFFER_RATIO, DEFAULT_GAS_BUDGET, DEFAULT_MIN_STEP_NOTIONAL
 from backstop.keeper import Keeper, KeeperConfigError, KeeperStateError, LocalSigner
@@ -78,7 +79,7 @@ def read_manifest(path: Path, chain_id: int) -> tuple[str, int]:
     return engine["address"], int(engine.get("block", 0))
 
 
-@click.command(cls=ConnectedProviderCommand, short_help="Run the liquidation keeper")
+@click.command(cls=NoNewNodeCommand, short_help="Run the liquidation keeper")
 @network_option()
 @account_option(prompt=False)
 @click.option(

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import click
 from ape import accounts, chain, project
-from ape.cli import ConnectedProviderCommand, network_option
+from ape.cli import network_option
 from ape.logging import logger as ape_logger
 
+from backstop.chain.node import NoNewNodeCommand
 from backstop.scenario import Scenario, ScenarioError, load_scenario
 from backstop.stress import ChainBackend, main
 
@@ -36,7 +37,7 @@ def _load(ctx: click.Context, param: click.Parameter, value: str | None) -> Scen
         raise click.BadParameter(str(err), ctx=ctx, param=param) from err
 
 
-@click.command(cls=ConnectedProviderCommand, short_help="Play a stress scenario on a fresh local suite")
+@click.command(cls=NoNewNodeCommand, short_help="Play a stress scenario on a fresh local suite")
 @network_option()
 @click.option(
     "--scenario",

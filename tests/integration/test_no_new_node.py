@@ -1,0 +1,136 @@
+"""A dead or wrong RPC is an error, never a new node (issue #17): with ``APE_FOUNDRY_HOST`` on a
+port where nothing answers, Ape's foundry provider would start an anvil of its own there, and a
+deploy meant for a long-lived chain would land on an empty one. The commands check the RPC first
+(``backstop.chain.node``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from backstop.chain.node import NodeUnavailable, explicit_rpc, probe
+
+ROOT = Path(__file__).resolve().parents[2]
+APE = Path(sys.executable).parent / "ape"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def block_number(url: str) -> int:
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []}).encode()
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return int(json.loads(response.read())["result"], 16)
+
+
+def ape_run(args: list[str], host: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "APE_FOUNDRY_HOST": host}
+    return subprocess.run(
+        [str(APE), "run", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["deploy"], ["keeper", "--once"], ["stress", "--scenario", "scenarios/flash_crash.yaml"]],
+    ids=["deploy", "keeper", "stress"],
+)
+def test_a_dead_rpc_is_an_error_and_no_node_is_started(args, tmp_path):
+    port = free_port()
+    manifests = sorted((ROOT / "deployments").glob("*.json")) if (ROOT / "deployments").exists() else []
+    if args[0] == "stress":
+        args = [*args, "--out", str(tmp_path)]
+    result = ape_run(args, f"http://127.0.0.1:{port}")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert (
+        f"{args[0]}: no node answers at http://127.0.0.1:{port} ([Errno 111] Connection refused); "
+        "refusing to start a node in its place" in result.stderr
+    )
+    assert "Starting 'anvil'" not in result.stdout + result.stderr
+    assert not listening(port)
+    after = sorted((ROOT / "deployments").glob("*.json")) if (ROOT / "deployments").exists() else []
+    assert after == manifests
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_live_rpc_given_by_host_is_used_and_not_replaced(tmp_path):
+    """The same host with an anvil listening: the stress run deploys onto that node (its block
+    number grows) and Ape starts none of its own."""
+    port = free_port()
+    node = subprocess.Popen(
+        [
+            str(ROOT / "node_modules" / ".bin" / "anvil"),
+            "--port",
+            str(port),
+            "--silent",
+            "--hardfork",
+            "cancun",
+        ]
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not listening(port):
+            assert time.monotonic() < deadline, "anvil did not start"
+            time.sleep(0.1)
+        url = f"http://127.0.0.1:{port}"
+        assert probe(url) == 31337
+        result = ape_run(["stress", "--scenario", "scenarios/flash_crash.yaml", "--out", str(tmp_path)], url)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "Starting 'anvil'" not in result.stdout + result.stderr
+        assert (tmp_path / "flash_crash.json").is_file()
+        assert block_number(url) > 10  # the suite was deployed and the scenario played there
+    finally:
+        node.terminate()
+        node.wait(timeout=30)
+
+
+def fake_provider(host):
+    provider = type("FoundryProvider", (), {})()  # the class name is what explicit_rpc checks
+    provider.settings = SimpleNamespace(host=host)
+    return provider
+
+
+@pytest.mark.parametrize(
+    ("host", "url"),
+    [
+        ("auto", None),
+        (None, None),
+        ("127.0.0.1", "http://127.0.0.1:8545"),
+        ("localhost:9000", "http://localhost:9000"),
+        ("http://127.0.0.1:8546", "http://127.0.0.1:8546"),
+        ("rpc.example.org", "https://rpc.example.org"),
+    ],
+)
+def test_the_rpc_a_provider_was_pointed_at(monkeypatch, host, url):
+    monkeypatch.delenv("APE_FOUNDRY_HOST", raising=False)
+    assert explicit_rpc(fake_provider(host)) == url
+
+
+def test_the_environment_host_wins_and_other_providers_are_left_alone(monkeypatch):
+    monkeypatch.setenv("APE_FOUNDRY_HOST", "127.0.0.1:7777")
+    assert explicit_rpc(fake_provider("auto")) == "http://127.0.0.1:7777"
+    assert explicit_rpc(SimpleNamespace(settings=SimpleNamespace(host="x"))) is None
+
+
+def test_probe_names_a_dead_port():
+    port = free_port()
+    with pytest.raises(NodeUnavailable, match=f"no node answers at http://127.0.0.1:{port}"):
+        probe(f"http://127.0.0.1:{port}", timeout=2)
