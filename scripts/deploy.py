@@ -21,7 +21,7 @@ import click
 from ape import accounts, chain, project
 from ape.cli import account_option, network_option
 
-from backstop.chain.manifest import DeploymentMismatch, deploy_or_reuse
+from backstop.chain.manifest import DeploymentMismatch, deploy_or_reuse, manifest_path
 from backstop.chain.node import NoNewNodeCommand
 from backstop.config import ConfigError, SuiteConfig, load_config
 
@@ -49,18 +49,30 @@ def _load(ctx: click.Context, param: click.Parameter, path: Path) -> SuiteConfig
     callback=_load,
     help="Markets config (YAML, docs/deploy.md).",
 )
-def cli(network, account, config: SuiteConfig):
+@click.option(
+    "--manifest",
+    "manifest",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Deploy manifest [default: deployments/<chain-id>.json; deployments/<chain-id>-fork.json on a fork].",
+)
+def cli(network, account, config: SuiteConfig, manifest: Path | None):
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(name)s %(message)s"))
     logging.getLogger("backstop").addHandler(handler)
     logging.getLogger("backstop").setLevel(logging.INFO)
-    local = network.is_local
+    # A fork is a throwaway chain like the local one: test accounts and mocks are allowed there,
+    # and its manifest is kept apart from the live chain's (it reports the same chain id).
+    local = network.is_dev
     if account is None:
         if not local:
             raise click.UsageError("--account is required on a live network (an Ape account alias)")
         account = accounts.test_accounts[0]
     try:
-        deployment, reused = deploy_or_reuse(project, chain, account, config, root=ROOT, local=local)
+        path = manifest or manifest_path(ROOT, chain.chain_id, fork=network.is_fork)
+        deployment, reused = deploy_or_reuse(
+            project, chain, account, config, root=ROOT, local=local, path=path
+        )
     except ConfigError as err:
         click.echo(f"deploy: {err}", err=True)
         sys.exit(2)

@@ -25,6 +25,7 @@ from ape.cli import account_option, network_option
 from eth_account import Account
 from web3 import HTTPProvider, Web3
 
+from backstop.chain.manifest import manifest_path
 from backstop.chain.node import NoNewNodeCommand
 from backstop.chain.rpc import RpcUnavailable
 from backstop.decisions.fallback import DEFAULT_BUFFER_RATIO, DEFAULT_GAS_BUDGET, DEFAULT_MIN_STEP_NOTIONAL
@@ -87,7 +88,7 @@ def read_manifest(path: Path, chain_id: int) -> tuple[str, int]:
     "deployment_path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Deploy manifest [default: deployments/<chain-id>.json].",
+    help="Deploy manifest [default: deployments/<chain-id>.json; deployments/<chain-id>-fork.json on a fork].",
 )
 @click.option(
     "--state",
@@ -167,11 +168,11 @@ def cli(
 
     chain_id = chain.chain_id
     if account is None:
-        if not provider.network.is_local:
+        if not provider.network.is_dev:
             raise click.UsageError("--account is required on a live network (an Ape account alias)")
         account = accounts.test_accounts[0]
     engine, deployed_at = read_manifest(
-        deployment_path or ROOT / "deployments" / f"{chain_id}.json", chain_id
+        deployment_path or manifest_path(ROOT, chain_id, fork=provider.network.is_fork), chain_id
     )
     keeper: Keeper | None = None
     try:

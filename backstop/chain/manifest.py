@@ -94,8 +94,10 @@ def load_deployment(project, chain, manifest: dict[str, Any]) -> Deployment | No
     )
 
 
-def manifest_path(root: Path, chain_id: int) -> Path:
-    return root / "deployments" / f"{chain_id}.json"
+def manifest_path(root: Path, chain_id: int, *, fork: bool = False) -> Path:
+    """``deployments/<chain id>.json``, or ``deployments/<chain id>-fork.json`` on a fork: a fork
+    reports its upstream's chain id, and its throwaway suite must never take the live one's file."""
+    return root / "deployments" / f"{chain_id}{'-fork' if fork else ''}.json"
 
 
 def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
@@ -145,16 +147,16 @@ def reuse_problems(deployment: Deployment, config: SuiteConfig) -> list[str]:
 
 
 def deploy_or_reuse(
-    project, chain, sender, config: SuiteConfig, *, root: Path, local: bool
+    project, chain, sender, config: SuiteConfig, *, root: Path, local: bool, path: Path | None = None
 ) -> tuple[Deployment, bool]:
     """Reuses the manifest's suite if it is live on this chain, else deploys one; then verifies
     everything against the chain and only then writes the manifest. Returns (deployment, reused).
 
     Nothing is sent when the config breaks a contract bound (``ConfigError``), asks for mocks on
     a live network, drops a listed market or disagrees with what is already on chain
-    (``DeploymentMismatch``)."""
+    (``DeploymentMismatch``). The manifest is ``path``, by default :func:`manifest_path`."""
     check_suite(config)
-    path = manifest_path(root, chain.chain_id)
+    path = path or manifest_path(root, chain.chain_id)
     deployment = None
     if path.exists():
         deployment = load_deployment(project, chain, _read_manifest(path))
