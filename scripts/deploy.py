@@ -2,6 +2,8 @@
 
     ape run deploy                                   # local anvil, mock token and feeds
     ape run deploy --network ethereum:sepolia:node --account deployer --config config/sepolia.yaml
+    ape run deploy --plan                            # how the config differs from the chain; sends nothing
+    ape run deploy --apply                           # schedule those changes (timelock); execute the due ones
 
 The config is read and checked (schema and the contracts' bounds, docs/deploy.md) while the
 options are parsed, before any node is connected: a bad config prints ``deploy: <message>`` and
@@ -21,7 +23,7 @@ import click
 from ape import accounts, chain, project
 from ape.cli import account_option, network_option
 
-from backstop.chain.manifest import DeploymentMismatch, deploy_or_reuse, manifest_path
+from backstop.chain.manifest import DeploymentMismatch, deploy_or_reuse, manifest_path, plan
 from backstop.chain.node import NoNewNodeCommand
 from backstop.config import ConfigError, SuiteConfig, load_config
 
@@ -56,7 +58,19 @@ def _load(ctx: click.Context, param: click.Parameter, path: Path) -> SuiteConfig
     default=None,
     help="Deploy manifest [default: deployments/<chain-id>.json; deployments/<chain-id>-fork.json on a fork].",
 )
-def cli(network, account, config: SuiteConfig, manifest: Path | None):
+@click.option(
+    "--plan",
+    "show_plan",
+    is_flag=True,
+    help="Print how the config differs from the chain, in human units, and what --apply would do; send nothing.",
+)
+@click.option(
+    "--apply",
+    "apply",
+    is_flag=True,
+    help="Schedule changed market parameters and sequencer feed through the engine's timelock; execute those due.",
+)
+def cli(network, account, config: SuiteConfig, manifest: Path | None, show_plan: bool, apply: bool):
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(name)s %(message)s"))
     logging.getLogger("backstop").addHandler(handler)
@@ -64,14 +78,22 @@ def cli(network, account, config: SuiteConfig, manifest: Path | None):
     # A fork is a throwaway chain like the local one: test accounts and mocks are allowed there,
     # and its manifest is kept apart from the live chain's (it reports the same chain id).
     local = network.is_dev
-    if account is None:
+    if show_plan and apply:
+        raise click.UsageError("--plan and --apply exclude each other: --plan sends nothing")
+    if account is None and not show_plan:
         if not local:
             raise click.UsageError("--account is required on a live network (an Ape account alias)")
         account = accounts.test_accounts[0]
+    path = manifest or manifest_path(ROOT, chain.chain_id, fork=network.is_fork)
+    report: list[str] = []
     try:
-        path = manifest or manifest_path(ROOT, chain.chain_id, fork=network.is_fork)
+        if show_plan:
+            sender = account.address if account is not None else accounts.test_accounts[0].address
+            for line in plan(project, chain, sender, config, root=ROOT, local=local, path=path):
+                click.echo(line)
+            return
         deployment, reused = deploy_or_reuse(
-            project, chain, account, config, root=ROOT, local=local, path=path
+            project, chain, account, config, root=ROOT, local=local, path=path, apply=apply, report=report
         )
     except ConfigError as err:
         click.echo(f"deploy: {err}", err=True)
@@ -79,6 +101,8 @@ def cli(network, account, config: SuiteConfig, manifest: Path | None):
     except DeploymentMismatch as err:
         click.echo(f"deploy: {err}", err=True)
         sys.exit(1)
+    for line in report:
+        click.echo(line)
     click.echo(
         f"{'reused' if reused else 'deployed'} Backstop on chain {deployment.chain_id}: "
         f"engine {deployment.engine.address}, vault {deployment.vault.address}, fund {deployment.fund.address}, "

@@ -46,6 +46,10 @@ class Deployment:
     feeds: dict[str, Any] = field(default_factory=dict)
     market_ids: dict[str, int] = field(default_factory=dict)
     blocks: dict[str, int] = field(default_factory=dict)
+    #: Creation transaction hash of each labelled contract (hex).
+    txs: dict[str, str] = field(default_factory=dict)
+    #: Constructor arguments of each labelled contract, by parameter name (JSON-able).
+    constructor_args: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class Deployer(Protocol):
@@ -123,7 +127,17 @@ def deploy_sequence(
     d.transact(oracle, "renounceRole", d.read(oracle, "DEFAULT_ADMIN_ROLE"), admin)
     d.transact(fund, "wire", d.address(engine), d.address(vault))
     d.transact(vault, "wire", d.address(engine), d.address(fund))
-    deployment = Deployment(d.chain_id, collateral, oracle, vault, fund, engine, blocks=d.blocks)
+    deployment = Deployment(
+        d.chain_id,
+        collateral,
+        oracle,
+        vault,
+        fund,
+        engine,
+        blocks=d.blocks,
+        txs=getattr(d, "txs", {}),
+        constructor_args=getattr(d, "constructor_args", {}),
+    )
     add_markets(deployer, config, deployment)
     hand_over(deployer, config, deployment)
     return deployment
@@ -175,14 +189,28 @@ class ApeDeployer:
         self.admin = sender.address
         self.chain_id = chain.chain_id
         self.blocks: dict[str, int] = {}
+        self.txs: dict[str, str] = {}
+        self.constructor_args: dict[str, dict[str, Any]] = {}
 
     def deploy(self, contract: str, *args: Any, label: str | None = None) -> Any:
-        instance = getattr(self.project, contract).deploy(*args, sender=self.sender)
+        container = getattr(self.project, contract)
+        instance = container.deploy(*args, sender=self.sender)
         if label is not None:
             # The creation block: where log scans (the keeper's cursor) can start.
             receipt = instance.chain_manager.provider.get_receipt(instance.txn_hash)
             self.blocks[label] = receipt.block_number
-            log.info("deploy contract=%s address=%s block=%s", label, instance.address, self.blocks[label])
+            self.txs[label] = _hex(instance.txn_hash)
+            names = [p.name for p in container.contract_type.constructor.inputs]
+            self.constructor_args[label] = {
+                n: (str(a) if not isinstance(a, int) else a) for n, a in zip(names, args, strict=True)
+            }
+            log.info(
+                "deploy contract=%s address=%s block=%s tx=%s",
+                label,
+                instance.address,
+                self.blocks[label],
+                self.txs[label],
+            )
         return instance
 
     def at(self, contract: str, address: str) -> Any:
@@ -208,6 +236,14 @@ def deploy_suite(project: Any, chain: Any, sender: Any, config: SuiteConfig, *, 
 def add_missing_markets(project: Any, sender: Any, config: SuiteConfig, deployment: Deployment) -> list[str]:
     """:func:`add_markets` with Ape, on a suite deployed (or reloaded) with Ape."""
     return add_markets(ApeDeployer(project, sender.chain_manager, sender), config, deployment)
+
+
+def _hex(value: Any) -> str:
+    """A transaction hash as ``0x`` hex, whatever the client returned (bytes, HexBytes or str)."""
+    if isinstance(value, bytes | bytearray):
+        return "0x" + bytes(value).hex()
+    text = str(value)
+    return text if text.startswith("0x") else "0x" + text
 
 
 # --- a raw EVM backend -------------------------------------------------------------------------------------

@@ -302,7 +302,10 @@ def test_a_failed_verification_leaves_the_manifest_byte_identical(project, chain
     with pytest.raises(DeploymentMismatch) as info:
         deploy_or_reuse(project, chain, deployer, changed, root=tmp_path, local=True)
     assert info.value.problems == [
-        "market ETH.mmRatio: on chain 50000000000000000, expected 60000000000000000"
+        "ETH: to schedule; executable 2 d after scheduling, for 14 d",
+        "  ETH maintenance margin 5 % → 6 %",
+        "listed markets and the sequencer feed change only through the engine's timelock: "
+        "`--plan` shows these changes, `--apply` schedules them and executes them when due",
     ]
     assert path.read_bytes() == written
     assert _sent(chain, deployer) == before  # SOL was not listed: the check comes first
