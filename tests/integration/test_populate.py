@@ -331,3 +331,12 @@ def test_the_command_line_populates_a_long_lived_chain_and_refuses_bad_input(anv
         "yes",
     ]
     assert rows[2][6:] == ["22,490.00", "1,875.00", "no"]
+
+
+def test_a_dead_rpc_is_refused_and_no_node_is_started():
+    port = free_port()
+    result = ape_run(["populate", "--move", "ETH=-25%"], f"http://127.0.0.1:{port}")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"populate: no node answers at http://127.0.0.1:{port}" in result.stderr
+    assert "refusing to start a node in its place" in result.stderr
+    assert not listening(port)
