@@ -132,7 +132,7 @@ class NoNewNodeCommand(ConnectedProviderCommand):
         network = ctx.params.get("network") or ctx.params.get("provider")
         name = ctx.info_name or self.name
         url = explicit_rpc(network)
-        fork = type(_provider(network)).__name__ == "FoundryForkProvider"
+        chain_id = None
         if url is not None:
             try:
                 chain_id = probe(url)
@@ -143,24 +143,23 @@ class NoNewNodeCommand(ConnectedProviderCommand):
                     err=True,
                 )
                 ctx.exit(1)
-            if fork:
-                _, choice, expected = fork_upstream(network) or ("", "", chain_id)
-                if chain_id != expected:
-                    click.echo(
-                        f"{name}: the node at {hide_secrets(url)} reports chain {chain_id}, not {expected}: "
-                        f"it is not a fork of {choice}",
-                        err=True,
-                    )
-                    ctx.exit(1)
-        elif fork:
-            self._check_upstream(ctx, name, network)
+        if type(_provider(network)).__name__ == "FoundryForkProvider":
+            # With host auto Ape starts an anvil forking the upstream; with a host it connects
+            # there and to the upstream as well (it compares genesis blocks): either way the
+            # upstream must answer, as the chain the fork network names.
+            problem = self._upstream_problem(network, url, chain_id)
+            if problem:
+                click.echo(f"{name}: {problem}", err=True)
+                ctx.exit(1)
         return super().invoke(ctx)
 
     @staticmethod
-    def _check_upstream(ctx: click.Context, name: str, network: Any) -> None:
-        """Before a fork provider starts its forking anvil: the upstream must answer, as the
-        chain the fork network names."""
+    def _upstream_problem(network: Any, host: str | None, host_chain_id: int | None) -> str | None:
+        """Why the fork network's upstream (or the node at ``host``) cannot serve as the fork, or None."""
         fork_name = getattr(_provider(network).network, "name", "fork")
+        what, after = (
+            ("cannot fork", "; no fork started") if host is None else (f"cannot use {fork_name}", "")
+        )
         try:
             url, choice, expected = fork_upstream(network)  # type: ignore[misc]
             chain_id = probe(url)
@@ -168,12 +167,12 @@ class NoNewNodeCommand(ConnectedProviderCommand):
             message = str(err)
             if "url" in locals():
                 message = message.replace(url, hide_secrets(url))
-            click.echo(f"{name}: cannot fork: {message}; no fork started", err=True)
-            ctx.exit(1)
+            return f"{what}: {message}{after}"
         if chain_id != expected:
-            click.echo(
-                f"{name}: cannot fork: the upstream at {hide_secrets(url)} reports chain {chain_id}, "
-                f"but {fork_name} forks {choice} (chain {expected}); no fork started",
-                err=True,
+            return (
+                f"{what}: the upstream at {hide_secrets(url)} reports chain {chain_id}, "
+                f"but {fork_name} forks {choice} (chain {expected}){after}"
             )
-            ctx.exit(1)
+        if host is not None and host_chain_id != expected:
+            return f"the node at {hide_secrets(host)} reports chain {host_chain_id}, not {expected}: it is not a fork of {choice}"
+        return None

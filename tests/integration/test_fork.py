@@ -11,6 +11,7 @@ wrong-chain upstream refused in one line before any anvil starts.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import socket
@@ -36,6 +37,7 @@ from backstop.chain.fork import (
     SLOT_STARTED_AT,
     SLOT_UPDATED_AT,
     ForkError,
+    balance_slots,
     find_balance_slot,
     fund_token,
     mock_aggregator_storage,
@@ -148,31 +150,31 @@ def artifacts() -> Artifacts:
     return Artifacts.load()
 
 
+def stand_in_for_mainnet(w3: Web3, artifacts: Artifacts) -> str:
+    """Writes Chainlink's two feeds (MockAggregator code and storage) and USDC (a delegating proxy
+    over a 6-decimal MockERC20, ``HOLDER_BALANCE`` minted to ``HOLDER``) at their mainnet addresses
+    of the node ``w3``; returns the implementation's address."""
+    dev = w3.eth.accounts[0]
+    now = w3.eth.get_block("latest")["timestamp"]
+    for feed, (description, round_id, answer) in FEEDS.items():
+        rpc(w3, "anvil_setCode", feed, "0x" + artifacts.runtime_bytecode("MockAggregator").hex())
+        for slot, word in mock_aggregator_storage(8, description, round_id, answer, now, now).items():
+            rpc(w3, "anvil_setStorageAt", feed, hex(slot), "0x" + word.to_bytes(32, "big").hex())
+    init = artifacts.initcode("MockERC20", None, "USD Coin", "USDC", 6)
+    implementation = send(w3, dev, None, init)["contractAddress"]
+    rpc(w3, "anvil_setCode", USDC, "0x" + PROXY_CODE.hex())
+    rpc(w3, "anvil_setStorageAt", USDC, hex(IMPLEMENTATION_SLOT), "0x" + bytes(12).hex() + implementation[2:])
+    transact(w3, dev, contract(w3, artifacts, "MockERC20", USDC).functions.mint(HOLDER, HOLDER_BALANCE))
+    rpc(w3, "evm_mine")
+    return implementation
+
+
 @pytest.fixture(scope="module")
 def upstream(artifacts):
     """Mainnet's stand-in: chain id 1, Chainlink's feed addresses, USDC's address behind a proxy."""
     node, url, w3 = start_anvil("--chain-id", "1")
     try:
-        dev = w3.eth.accounts[0]
-        now = w3.eth.get_block("latest")["timestamp"]
-        for feed, (description, round_id, answer) in FEEDS.items():
-            rpc(w3, "anvil_setCode", feed, "0x" + artifacts.runtime_bytecode("MockAggregator").hex())
-            for slot, word in mock_aggregator_storage(8, description, round_id, answer, now, now).items():
-                rpc(w3, "anvil_setStorageAt", feed, hex(slot), "0x" + word.to_bytes(32, "big").hex())
-        implementation = send(w3, dev, None, artifacts.initcode("MockERC20", None, "USD Coin", "USDC", 6))[
-            "contractAddress"
-        ]
-        rpc(w3, "anvil_setCode", USDC, "0x" + PROXY_CODE.hex())
-        rpc(
-            w3,
-            "anvil_setStorageAt",
-            USDC,
-            hex(IMPLEMENTATION_SLOT),
-            "0x" + bytes(12).hex() + implementation[2:],
-        )
-        usdc = contract(w3, artifacts, "MockERC20", USDC)
-        transact(w3, dev, usdc.functions.mint(HOLDER, HOLDER_BALANCE))
-        rpc(w3, "evm_mine")
+        implementation = stand_in_for_mainnet(w3, artifacts)
         yield SimpleNamespace(url=url, w3=w3, implementation=implementation, state=upstream_state(w3))
     finally:
         stop(node)
@@ -375,6 +377,48 @@ def test_rehearsal_deploy_fund_crash_liquidate(upstream, fork, artifacts, tmp_pa
     assert engine.functions.positionOf(short.address, eth_id).call()[0] == -size
 
     assert upstream_state(upstream.w3) == upstream.state
+
+
+def balance_only_token(layout: str, slot: int) -> bytes:
+    """Runtime code answering every call with the word at the ``layout`` key of ``calldata[4:36]``
+    in a mapping at ``slot`` (Solidity: keccak(account ‖ slot), Vyper: keccak(slot ‖ account))."""
+    account_at, slot_at = ("5f", "6020") if layout == "solidity" else ("6020", "5f")
+    return bytes.fromhex(
+        f"600435{account_at}52"  # mstore(account_at, calldataload(4))
+        f"60{slot:02x}{slot_at}52"  # mstore(slot_at, slot)
+        "60405f2054"  # sload(keccak(0, 64))
+        "5f5260205ff3"  # return the word
+    )
+
+
+@pytest.mark.parametrize(("layout", "slot"), [("solidity", 9), ("vyper", 3), ("vyper", 0)])
+def test_the_storage_probe_finds_either_layout(fork, layout, slot):
+    w3 = fork.w3
+    token = to_checksum_address(keccak(text=f"token {layout} {slot}")[:20])
+    rpc(w3, "anvil_setCode", token, "0x" + balance_only_token(layout, slot).hex())
+    account = key(7).address
+    assert fund_token(w3, token, account, 123) == "storage"
+    assert fund_token(w3, token, account, 7) == "storage"
+    found = find_balance_slot(w3, token, account)
+    assert found[:2] == (layout, slot)
+    assert int(rpc(w3, "eth_getStorageAt", token, hex(found[2]), "latest"), 16) == 130
+    # every probe before the hit was restored: those words are empty again
+    for _, _, probed in itertools.takewhile(lambda c: c[2] != found[2], balance_slots(account)):
+        assert int(rpc(w3, "eth_getStorageAt", token, hex(probed), "latest"), 16) == 0
+
+
+def test_a_balance_mapping_beyond_the_probe_is_an_error(fork):
+    w3 = fork.w3
+    token = to_checksum_address(keccak(text="token at slot 70")[:20])
+    rpc(w3, "anvil_setCode", token, "0x" + balance_only_token("solidity", 70).hex())
+    with pytest.raises(
+        ForkError, match=f"token {token}: no balance mapping found in slots 0..63 .* pass holder="
+    ):
+        fund_token(w3, token, key(7).address, 1)
+    assert all(
+        int(rpc(w3, "eth_getStorageAt", token, hex(k), "latest"), 16) == 0
+        for _, _, k in balance_slots(key(7).address)
+    )
 
 
 def test_fund_token_refusals(fork, artifacts):
