@@ -95,7 +95,7 @@ def read_manifest(path: Path, chain_id: int) -> tuple[str, int]:
     "state_path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Cursor and account index [default: .keeper/<chain-id>.json].",
+    help="Cursor and account index [default: .keeper/<chain-id>.json; .keeper/<chain-id>-fork.json on a fork].",
 )
 @click.option("--once", is_flag=True, help="Run one pass and exit (status 1 if anything failed).")
 @click.option("--dry-run", is_flag=True, help="Scan, decide and dry-run, but send nothing.")
@@ -180,7 +180,9 @@ def cli(
             web3_for(provider),
             engine,
             signer_for(account),
-            state_path=state_path or ROOT / ".keeper" / f"{chain_id}.json",
+            # A fork reports its upstream's chain id: its state never takes the live chain's file.
+            state_path=state_path
+            or ROOT / ".keeper" / f"{chain_id}{'-fork' if provider.network.is_fork else ''}.json",
             start_block=deployed_at,
             batch_size=batch_size,
             dry_run=dry_run,

@@ -3,7 +3,8 @@
     ape run stress --scenario scenarios/flash_crash.yaml            # writes reports/flash_crash.{json,png}
     ape run stress --scenario scenarios/bad_inputs.yaml --out /tmp/reports
 
-Deploys a fresh suite on Ape's local network (anvil, started and stopped by Ape), plays every
+Deploys a fresh suite on Ape's local network (anvil, started and stopped by Ape) or a fork of a
+live one (``--network ethereum:mainnet-fork:foundry``: its own mocks, next to the real contracts), plays every
 step (``keeper`` steps run the real keeper), checks the solvency identity after each, prints a
 progress line per step and a summary table, and writes the JSON report and the PNG chart
 (formats: ``docs/scenario-format.md``, guide: ``docs/scenarios.md``). Exit code 0 if every step
@@ -56,8 +57,8 @@ def _load(ctx: click.Context, param: click.Parameter, value: str | None) -> Scen
     help="Directory for <name>.json and <name>.png.",
 )
 def cli(network, scenario: Scenario, out_dir: Path):
-    if not network.is_local:
-        raise click.UsageError("the stress runner deploys mocks: run it on a local network")
+    if not network.is_dev:
+        raise click.UsageError("the stress runner deploys mocks: run it on a local network or a fork")
     logging.getLogger("backstop.stress.keeper").setLevel(logging.WARNING)
     previous_level = ape_logger.level
     ape_logger.set_level("WARNING")  # no "contract deployed" lines between the progress lines

@@ -120,6 +120,12 @@ class Artifacts:
         code = self.contract_types[name]["deploymentBytecode"]["bytecode"]
         return bytes.fromhex(code.removeprefix("0x"))
 
+    def runtime_bytecode(self, name: str) -> bytes:
+        """The deployed (runtime) code of ``name``, as ``eth_getCode`` returns it for a contract
+        without immutables."""
+        code = self.contract_types[name]["runtimeBytecode"]["bytecode"]
+        return bytes.fromhex(code.removeprefix("0x"))
+
     def abi(self, name: str) -> list[dict[str, Any]]:
         return self.contract_types[name]["abi"]
 

@@ -7,12 +7,20 @@ would then deploy onto an empty one. :func:`explicit_rpc` names the URL a provid
 (None for ``host: auto``, which is Ape's throwaway local chain, and for providers that never start
 a node); :func:`probe` asks it for ``eth_chainId``. :class:`NoNewNodeCommand` is Ape's
 ``ConnectedProviderCommand`` with that check before connecting.
+
+On a fork network (``ethereum:mainnet-fork:foundry``) with ``host: auto`` the provider starts a
+forking anvil of its own, legitimately; :func:`fork_upstream` names the RPC it will fork
+(the upstream provider's URL), and the command refuses to start when nothing answers there or
+the node there is another chain: a fork of a dead upstream would never start (Ape waits 20 s and
+fails obscurely), and a fork of the wrong chain would rehearse against the wrong feeds. With an
+explicit host on a fork network, the node there must report the upstream's chain id.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import urllib.error
 import urllib.request
 from typing import Any
@@ -22,6 +30,8 @@ from ape.cli import ConnectedProviderCommand
 
 #: anvil's default port, which Ape's foundry provider adds to a local host given without one.
 DEFAULT_PORT = 8545
+#: ape-foundry's providers: the local one and the forking one (the same ``host`` setting).
+FOUNDRY_PROVIDERS = ("FoundryProvider", "FoundryForkProvider")
 
 
 class NodeUnavailable(Exception):
@@ -32,8 +42,8 @@ def explicit_rpc(network: Any) -> str | None:
     """The URL the provider of ``network`` (an Ape ``NetworkAPI``, or a provider) was pointed at,
     normalized as Ape's foundry provider does, or None when it may start a throwaway node by
     design (``host: auto``) or is not the foundry provider. Connects to nothing."""
-    provider = network.get_provider() if hasattr(network, "get_provider") else network
-    if type(provider).__name__ != "FoundryProvider":
+    provider = _provider(network)
+    if type(provider).__name__ not in FOUNDRY_PROVIDERS:
         return None
     host = os.environ.get("APE_FOUNDRY_HOST") or getattr(getattr(provider, "settings", None), "host", None)
     if host in (None, "", "auto"):
@@ -44,6 +54,55 @@ def explicit_rpc(network: Any) -> str | None:
     if local and ":" not in host.split("//", 1)[1]:
         host = f"{host}:{DEFAULT_PORT}"
     return host
+
+
+def _provider(network: Any) -> Any:
+    return network.get_provider() if hasattr(network, "get_provider") else network
+
+
+def hide_secrets(url: str) -> str:
+    """``url`` without credentials or a path (hosted RPC URLs carry API keys in both)."""
+    from ape.logging import sanitize_url
+
+    return sanitize_url(url) if url.startswith(("http://", "https://", "ws://", "wss://")) else url
+
+
+def fork_upstream(network: Any) -> tuple[str, str, int] | None:
+    """``(URL, upstream network choice, its chain id)`` of the RPC the forking provider of
+    ``network`` forks, or None when it is not ape-foundry's fork provider. Connects to nothing.
+    :class:`NodeUnavailable` when no upstream RPC is configured (an unset ``$VARIABLE`` in
+    ``ape-config.yaml`` is named), so Ape never falls back to a random public RPC."""
+    provider = _provider(network)
+    if type(provider).__name__ != "FoundryForkProvider":
+        return None
+    forked = provider.network
+    upstream_network = forked.upstream_network
+    choice = f"{upstream_network.ecosystem.name}:{upstream_network.name}"
+    key = f"node.{upstream_network.ecosystem.name}.{upstream_network.name}.uri"
+    if upstream_network.ecosystem.name == "ethereum" and upstream_network.name in ("mainnet", "sepolia"):
+        key = f"BACKSTOP_{upstream_network.name.upper()}_RPC"
+    hint = (
+        f"set {key} to the URL of an {choice} node, or name an Ape provider in "
+        f"foundry.fork.{upstream_network.ecosystem.name}.{upstream_network.name}.upstream_provider"
+    )
+    try:
+        upstream = forked.upstream_provider
+        configured = (
+            getattr(upstream, "_configured_rpc", None) if hasattr(type(upstream), "_configured_rpc") else True
+        )
+        if not configured:
+            raise NodeUnavailable(f"no RPC configured for the upstream {choice} ({upstream.name}); {hint}")
+        url = upstream.connection_str
+    except NodeUnavailable:
+        raise
+    except Exception as err:  # Ape's ConfigError / ProviderError: one line, with the hint
+        message = str(err)
+        if unset := re.search(r"\$\{?(\w+)\}?", message):
+            message = f"{unset.group(1)} is not set"
+        raise NodeUnavailable(f"the upstream {choice} has no usable RPC ({message}); {hint}") from err
+    if not url:
+        raise NodeUnavailable(f"the upstream {choice} ({upstream.name}) has no URL; {hint}")
+    return url, choice, int(upstream_network.chain_id)
 
 
 def probe(url: str, timeout: float = 5.0) -> int:
@@ -70,15 +129,50 @@ class NoNewNodeCommand(ConnectedProviderCommand):
     def invoke(self, ctx: click.Context) -> Any:
         # Ape passes the choice as `network` (a NetworkAPI) or `provider` (a ProviderAPI),
         # whichever the command's function takes.
-        url = explicit_rpc(ctx.params.get("network") or ctx.params.get("provider"))
+        network = ctx.params.get("network") or ctx.params.get("provider")
+        name = ctx.info_name or self.name
+        url = explicit_rpc(network)
+        chain_id = None
         if url is not None:
             try:
-                probe(url)
+                chain_id = probe(url)
             except NodeUnavailable as err:
                 click.echo(
-                    f"{ctx.info_name or self.name}: {err}; refusing to start a node in its place (start it, or unset "
+                    f"{name}: {err}; refusing to start a node in its place (start it, or unset "
                     "APE_FOUNDRY_HOST / foundry.host for a throwaway local chain)",
                     err=True,
                 )
                 ctx.exit(1)
+        if type(_provider(network)).__name__ == "FoundryForkProvider":
+            # With host auto Ape starts an anvil forking the upstream; with a host it connects
+            # there and to the upstream as well (it compares genesis blocks): either way the
+            # upstream must answer, as the chain the fork network names.
+            problem = self._upstream_problem(network, url, chain_id)
+            if problem:
+                click.echo(f"{name}: {problem}", err=True)
+                ctx.exit(1)
         return super().invoke(ctx)
+
+    @staticmethod
+    def _upstream_problem(network: Any, host: str | None, host_chain_id: int | None) -> str | None:
+        """Why the fork network's upstream (or the node at ``host``) cannot serve as the fork, or None."""
+        fork_name = getattr(_provider(network).network, "name", "fork")
+        what, after = (
+            ("cannot fork", "; no fork started") if host is None else (f"cannot use {fork_name}", "")
+        )
+        try:
+            url, choice, expected = fork_upstream(network)  # type: ignore[misc]
+            chain_id = probe(url)
+        except NodeUnavailable as err:
+            message = str(err)
+            if "url" in locals():
+                message = message.replace(url, hide_secrets(url))
+            return f"{what}: {message}{after}"
+        if chain_id != expected:
+            return (
+                f"{what}: the upstream at {hide_secrets(url)} reports chain {chain_id}, "
+                f"but {fork_name} forks {choice} (chain {expected}){after}"
+            )
+        if host is not None and host_chain_id != expected:
+            return f"the node at {hide_secrets(host)} reports chain {host_chain_id}, not {expected}: it is not a fork of {choice}"
+        return None

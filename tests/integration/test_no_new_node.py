@@ -102,8 +102,8 @@ def test_a_live_rpc_given_by_host_is_used_and_not_replaced(tmp_path):
         node.wait(timeout=30)
 
 
-def fake_provider(host):
-    provider = type("FoundryProvider", (), {})()  # the class name is what explicit_rpc checks
+def fake_provider(host, kind="FoundryProvider"):
+    provider = type(kind, (), {})()  # the class name is what explicit_rpc checks
     provider.settings = SimpleNamespace(host=host)
     return provider
 
@@ -122,6 +122,14 @@ def fake_provider(host):
 def test_the_rpc_a_provider_was_pointed_at(monkeypatch, host, url):
     monkeypatch.delenv("APE_FOUNDRY_HOST", raising=False)
     assert explicit_rpc(fake_provider(host)) == url
+
+
+def test_a_fork_provider_has_the_same_host_setting(monkeypatch):
+    """ape-foundry's fork provider reads the same ``host``: auto forks on a free port, an explicit
+    host is an existing node that must answer (tests/integration/test_fork.py)."""
+    monkeypatch.delenv("APE_FOUNDRY_HOST", raising=False)
+    assert explicit_rpc(fake_provider("auto", "FoundryForkProvider")) is None
+    assert explicit_rpc(fake_provider("127.0.0.1:8546", "FoundryForkProvider")) == "http://127.0.0.1:8546"
 
 
 def test_the_environment_host_wins_and_other_providers_are_left_alone(monkeypatch):
