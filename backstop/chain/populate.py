@@ -16,8 +16,8 @@ keeper's account, whose nonce a running keeper tracks itself.
 
 On a mock token (one that lets the account ``mint``) tokens are minted; on a real one (a fork)
 ``backstop.chain.fork.fund_token`` provides them. A mock feed (one that accepts ``setAnswer``) is
-set with its own setter; a real one goes through ``backstop.chain.fork.set_feed_answer``. The
-fork module is imported only on those paths.
+set with its own setter; a real one goes through ``backstop.chain.fork.set_feed_answer`` (anvil
+only: on another node it is refused before anything is sent).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from typing import Any
 from eth_account import Account
 from web3.exceptions import ContractLogicError
 
+from backstop.chain import fork
 from backstop.chain.populate_inputs import (
     PopulateError,
     PopulateFailed,
@@ -131,7 +132,7 @@ def plan(
         new = new_answer(move, m.answer, m.decimals)
         mock = _accepts(w3, m.feed.functions.setAnswer(new), operator)
         if not mock:
-            _fork_module(f"--move {move.text}: the {m.name} feed is not a mock")
+            _dev_node(w3, f"--move {move.text}: the {m.name} feed is not a mock")
         out.moves.append(PriceMove(m.name, m.answer, new, mock))
     if refresh:
         for m in suite.markets.values():
@@ -162,7 +163,7 @@ def plan(
         first = next(f for f in out.funding if f.mint)
         out.mock_token = _accepts(w3, suite.token.functions.mint(first.address, first.mint), first.address)
         if not out.mock_token:
-            _fork_module("the collateral token is not a mock (no mint)")
+            _dev_node(w3, "the collateral token is not a mock (no mint)")
 
     # Trades.
     if accounts and lev:
@@ -231,13 +232,12 @@ def _accepts(w3: Any, fn: Any, sender: str) -> bool:
     return True
 
 
-def _fork_module(why: str) -> Any:
-    """``backstop.chain.fork``, imported on the non-mock paths only."""
+def _dev_node(w3: Any, why: str) -> None:
+    """Refuses, before anything is sent, to fund or move prices through a node that is not anvil."""
     try:
-        from backstop.chain import fork  # only on a fork
-    except ImportError as err:
-        raise PopulateError(f"{why}, and backstop.chain.fork is not available ({err})") from None
-    return fork
+        fork.dev_node(w3)
+    except fork.ForkError as err:
+        raise PopulateError(f"{why}, and {err}") from None
 
 
 # --- sending -----------------------------------------------------------------------------------------------
@@ -262,9 +262,7 @@ def execute(suite: Suite, run: Plan, keys: Sequence[str], say: Any = print) -> N
         if f.mint and run.mock_token:
             send(suite, suite.token.functions.mint(f.address, f.mint), key, f"mint for account {f.index}")
         elif f.mint:
-            how = _fork_module("the collateral token is not a mock").fund_token(
-                w3, suite.token.address, f.address, f.mint
-            )
+            how = fork.fund_token(w3, suite.token.address, f.address, f.mint)
             say(f"account {f.index}: {f.mint} token units by {how}")
         if suite.token.functions.allowance(f.address, suite.vault.address).call() < f.deposit:
             send(suite, suite.token.functions.approve(suite.vault.address, 2**256 - 1), key, "approve")
@@ -280,7 +278,7 @@ def execute(suite: Suite, run: Plan, keys: Sequence[str], say: Any = print) -> N
         if mv.mock:
             send(suite, m.feed.functions.setAnswer(mv.new), operator, f"move {m.name}")
         else:
-            _fork_module(f"the {m.name} feed is not a mock").set_feed_answer(w3, m.feed.address, mv.new)
+            fork.set_feed_answer(w3, m.feed.address, mv.new)
         m.answer = mv.new
         old, new = format_units(mv.old, 10**m.decimals), format_units(mv.new, 10**m.decimals)
         say(f"moved {m.name}: {old} -> {new}{'' if mv.mock else ' (feed replaced on the fork)'}")
