@@ -25,7 +25,7 @@ from ape.cli import account_option, network_option
 from eth_account import Account
 from web3 import HTTPProvider, Web3
 
-from backstop.chain.manifest import manifest_path
+from backstop.chain.manifest import code_problems, manifest_path
 from backstop.chain.node import NoNewNodeCommand
 from backstop.chain.rpc import RpcUnavailable
 from backstop.decisions.fallback import DEFAULT_BUFFER_RATIO, DEFAULT_GAS_BUDGET, DEFAULT_MIN_STEP_NOTIONAL
@@ -66,8 +66,9 @@ def web3_for(provider) -> Web3:
     return provider.web3
 
 
-def read_manifest(path: Path, chain_id: int) -> tuple[str, int]:
-    """``(engine address, deployment block)`` from a deploy manifest."""
+def read_manifest(path: Path, chain_id: int, get_code=None) -> tuple[str, int]:
+    """``(engine address, deployment block)`` from a deploy manifest, after checking that it is
+    this chain's and (with ``get_code``) that the suite's code is at its addresses."""
     try:
         manifest = json.loads(path.read_text())
         engine = manifest["contracts"]["MarginEngine"]
@@ -77,6 +78,13 @@ def read_manifest(path: Path, chain_id: int) -> tuple[str, int]:
         ) from err
     if int(manifest.get("chain_id", chain_id)) != chain_id:
         raise click.UsageError(f"{path} describes chain {manifest['chain_id']}, connected to {chain_id}")
+    if get_code is not None:
+        missing, changed = code_problems(manifest, get_code, chain_id)
+        if missing or changed:
+            raise click.UsageError(
+                f"{path}: {(missing or changed)[0]}: the manifest does not describe this chain's suite; "
+                "run `ape run deploy`"
+            )
     return engine["address"], int(engine.get("block", 0))
 
 
@@ -172,7 +180,9 @@ def cli(
             raise click.UsageError("--account is required on a live network (an Ape account alias)")
         account = accounts.test_accounts[0]
     engine, deployed_at = read_manifest(
-        deployment_path or manifest_path(ROOT, chain_id, fork=provider.network.is_fork), chain_id
+        deployment_path or manifest_path(ROOT, chain_id, fork=provider.network.is_fork),
+        chain_id,
+        provider.get_code,
     )
     keeper: Keeper | None = None
     try:

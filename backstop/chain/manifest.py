@@ -48,6 +48,18 @@ class DeploymentMismatch(RuntimeError):
         self.problems = problems
 
 
+class TimelockedChanges(DeploymentMismatch):
+    """The config changes listed markets or the sequencer feed, which only ``--apply`` may do (the
+    engine's timelock). ``problems`` are the plan's lines, indented as ``--plan`` prints them."""
+
+    def __init__(self, problems: list[str]):
+        RuntimeError.__init__(
+            self,
+            "the config changes timelocked parameters; nothing sent:\n  " + "\n  ".join(problems),
+        )
+        self.problems = problems
+
+
 def code_hash(chain, address: str) -> str | None:
     """``keccak256`` of the runtime code at ``address`` (``0x`` hex), or None if it has none."""
     code = chain.provider.get_code(address)
@@ -147,6 +159,25 @@ def manifest_of(
     }
 
 
+def code_problems(manifest: dict[str, Any], get_code: Any, chain_id: int) -> tuple[list[str], list[str]]:
+    """``(missing, changed)``: the manifest's contracts that have no code on the chain, and those
+    whose runtime code hash differs from the one the manifest recorded (``get_code(address)`` →
+    bytes). The one check of "is this manifest's suite on this chain", for deploy, the keeper and
+    populate."""
+    missing, changed = [], []
+    for name, entry in manifest.get("contracts", {}).items():
+        code = bytes(get_code(entry["address"]) or b"")
+        if not code:
+            missing.append(f"{name} {entry['address']} has no code on chain {chain_id}")
+            continue
+        actual, recorded = "0x" + keccak(code).hex(), entry.get("code_hash")
+        if recorded and recorded.lower() != actual:
+            changed.append(
+                f"{name} at {entry['address']}: runtime code hash {actual}, the manifest recorded {recorded}"
+            )
+    return missing, changed
+
+
 def load_deployment(project, chain, manifest: dict[str, Any], *, local: bool = True) -> Deployment | None:
     """Contract instances for a manifest, or None if its contracts have no code on this chain.
 
@@ -159,22 +190,15 @@ def load_deployment(project, chain, manifest: dict[str, Any], *, local: bool = T
                 f"the manifest describes chain {manifest.get('chain_id')}, but the node is chain {chain.chain_id}"
             ]
         )
-    contracts = manifest.get("contracts", {})
-    changed = []
-    for name, entry in contracts.items():
-        actual = code_hash(chain, entry["address"])
-        if actual is None:
-            return None
-        recorded = entry.get("code_hash")
-        if recorded and recorded != actual:
-            changed.append(
-                f"{name} at {entry['address']}: runtime code hash {actual}, the manifest recorded {recorded}"
-            )
+    missing, changed = code_problems(manifest, chain.provider.get_code, chain.chain_id)
+    if missing:
+        return None
     if changed:
         if local:
             log.info("manifest stale (other code at its addresses): %s", "; ".join(changed))
             return None
         raise DeploymentMismatch([*changed, "the manifest does not describe the contracts on this chain"])
+    contracts = manifest.get("contracts", {})
     return Deployment(
         chain_id=manifest["chain_id"],
         token=project.MockERC20.at(contracts["CollateralToken"]["address"]),
@@ -474,7 +498,7 @@ def deploy_or_reuse(
         if updates and not apply:
             delay = deployment.engine.PARAMS_DELAY()
             lines = [line for u in updates for line in u.describe(delay)]
-            raise DeploymentMismatch(
+            raise TimelockedChanges(
                 [
                     *lines,
                     "listed markets and the sequencer feed change only through the engine's timelock: "

@@ -12,6 +12,7 @@ from typing import Any
 from web3.exceptions import ContractLogicError
 
 from backstop.chain.abi import error_name, error_names
+from backstop.chain.manifest import code_problems
 from backstop.chain.populate_inputs import PopulateError, PopulateFailed
 from backstop.chain.tx import dynamic_fee_fields, fee_caps, gas_limit
 from backstop.units import mul_wad_floor, mul_wad_up
@@ -91,12 +92,11 @@ def open_suite(w3: Any, path: Path, abis: dict[str, list[dict[str, Any]]]) -> Su
     connected = w3.eth.chain_id
     if chain_id != connected:
         raise PopulateError(f"{path} describes chain {chain_id}, but the node is chain {connected}")
-    for name, address in contracts.items():
-        if not w3.eth.get_code(address):
-            raise PopulateError(
-                f"{path}: {name} {address} has no code on chain {connected} (a restarted chain?); "
-                "run `ape run deploy` again"
-            )
+    missing, changed = code_problems(manifest, w3.eth.get_code, connected)
+    if missing:
+        raise PopulateError(f"{path}: {missing[0]} (a restarted chain?); run `ape run deploy` again")
+    if changed:
+        raise PopulateError(f"{path}: {changed[0]}: the manifest does not describe this chain's suite")
 
     def at(address: str, abi: str) -> Any:
         return w3.eth.contract(address=address, abi=abis[abi])
