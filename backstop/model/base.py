@@ -180,6 +180,11 @@ class ModelBase:
             raise ModelRevert("UnknownMarket", market_id)
         return self.markets[market_id]
 
+    def price(self, market_id: int) -> int:
+        """The oracle price of ``market_id`` (WAD), as ``OracleAdapter.priceOf`` answers it:
+        reverts ``StalePrice`` for a stale market and ``UnknownMarket`` for an unknown one."""
+        return self._price(market_id)
+
     def _price(self, market_id: int) -> int:
         if market_id in self.stale:
             raise ModelRevert("StalePrice", market_id)

@@ -312,7 +312,7 @@ class ModelBackend(Players):
         out = {}
         for m in sorted(market_ids):
             try:
-                price = self.model._price(m)
+                price = self.model.price(m)
             except ModelRevert:
                 continue  # stale: the keeper leaves its accounts for a later pass
             p = self.model.markets[m].params
