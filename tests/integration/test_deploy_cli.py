@@ -5,46 +5,18 @@ and the keeper refusing a manifest whose engine is not the code at its address."
 from __future__ import annotations
 
 import json
-import subprocess
-import time
-import urllib.request
 
 import pytest
 
-from tests.integration.test_no_new_node import ROOT, ape_run, block_number, free_port, listening
+from tests.support.anvil import ROOT, anvil, ape_run, block_number, rpc
 
 DELAY = 172_800
 
 
-def rpc(url: str, method: str, params: list) -> object:
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())["result"]
-
-
 @pytest.fixture(scope="module")
 def node():
-    port = free_port()
-    anvil = subprocess.Popen(
-        [
-            str(ROOT / "node_modules" / ".bin" / "anvil"),
-            "--port",
-            str(port),
-            "--silent",
-            "--hardfork",
-            "cancun",
-        ]
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while not listening(port):
-            assert time.monotonic() < deadline, "anvil did not start"
-            time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        anvil.terminate()
-        anvil.wait(timeout=30)
+    with anvil("--hardfork", "cancun") as url:
+        yield url
 
 
 def changed_config(path, mm="0.06", cap="120000"):
@@ -96,7 +68,7 @@ def test_plan_apply_then_execute_after_the_delay(node, tmp_path):
     assert block_number(node) == head
 
     rpc(node, "evm_increaseTime", [DELAY])
-    rpc(node, "evm_mine", [])
+    rpc(node, "evm_mine")
     code, out, err = deploy(node, "--apply", "--manifest", manifest, "--config", changed)
     assert code == 0, out + err
     assert (

@@ -5,47 +5,12 @@ deploy meant for a long-lived chain would land on an empty one. The commands che
 
 from __future__ import annotations
 
-import json
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from backstop.chain.node import NodeUnavailable, explicit_rpc, probe
-
-ROOT = Path(__file__).resolve().parents[2]
-APE = Path(sys.executable).parent / "ape"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def listening(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def block_number(url: str) -> int:
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []}).encode()
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return int(json.loads(response.read())["result"], 16)
-
-
-def ape_run(args: list[str], host: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "APE_FOUNDRY_HOST": host}
-    return subprocess.run(
-        [str(APE), "run", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
-    )
+from tests.support.anvil import ROOT, anvil, ape_run, block_number, free_port, listening
 
 
 @pytest.mark.parametrize(
@@ -74,32 +39,13 @@ def test_a_dead_rpc_is_an_error_and_no_node_is_started(args, tmp_path):
 def test_a_live_rpc_given_by_host_is_used_and_not_replaced(tmp_path):
     """The same host with an anvil listening: the stress run deploys onto that node (its block
     number grows) and Ape starts none of its own."""
-    port = free_port()
-    node = subprocess.Popen(
-        [
-            str(ROOT / "node_modules" / ".bin" / "anvil"),
-            "--port",
-            str(port),
-            "--silent",
-            "--hardfork",
-            "cancun",
-        ]
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while not listening(port):
-            assert time.monotonic() < deadline, "anvil did not start"
-            time.sleep(0.1)
-        url = f"http://127.0.0.1:{port}"
+    with anvil("--hardfork", "cancun") as url:
         assert probe(url) == 31337
         result = ape_run(["stress", "--scenario", "scenarios/flash_crash.yaml", "--out", str(tmp_path)], url)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "Starting 'anvil'" not in result.stdout + result.stderr
         assert (tmp_path / "flash_crash.json").is_file()
         assert block_number(url) > 10  # the suite was deployed and the scenario played there
-    finally:
-        node.terminate()
-        node.wait(timeout=30)
 
 
 def fake_provider(host, kind="FoundryProvider"):

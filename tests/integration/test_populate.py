@@ -6,8 +6,6 @@ command line itself against an anvil of their own."""
 from __future__ import annotations
 
 import json
-import subprocess
-import time
 
 import pytest
 from eth_account import Account
@@ -19,7 +17,8 @@ from backstop.chain.suite import abis_of, open_suite
 from backstop.config import load_config
 from backstop.keeper import Keeper, LocalSigner
 from backstop.units import WAD
-from tests.integration.test_no_new_node import ROOT, ape_run, block_number, free_port, listening
+from tests.support.anvil import ROOT, ape_run, block_number, free_port, listening
+from tests.support.anvil import anvil as start_anvil
 
 Account.enable_unaudited_hdwallet_features()
 MNEMONIC = "test test test test test test test test test test test junk"
@@ -233,19 +232,8 @@ def test_a_manifest_that_is_missing_stale_or_for_another_chain_is_refused(deploy
 
 @pytest.fixture
 def anvil():
-    port = free_port()
-    node = subprocess.Popen([str(ROOT / "node_modules" / ".bin" / "anvil"), "--port", str(port), "--silent"])
-    try:
-        for _ in range(300):
-            if listening(port):
-                break
-            node.poll()
-            assert node.returncode is None, "anvil exited"
-            time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        node.terminate()
-        node.wait(timeout=30)
+    with start_anvil() as url:
+        yield url
 
 
 def table_rows(stdout: str) -> list[list[str]]:
