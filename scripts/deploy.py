@@ -88,7 +88,8 @@ def cli(network, account, config: SuiteConfig, manifest: Path | None, show_plan:
     report: list[str] = []
     try:
         if show_plan:
-            sender = account.address if account is not None else accounts.test_accounts[0].address
+            # Without --account nobody is checked for the admin role (the plan only reads).
+            sender = account.address if account is not None else None
             for line in plan(project, chain, sender, config, root=ROOT, local=local, path=path):
                 click.echo(line)
             return

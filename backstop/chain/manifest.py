@@ -530,7 +530,7 @@ def deploy_or_reuse(
 
 
 def plan(
-    project, chain, sender_address: str, config: SuiteConfig, *, root: Path, local: bool, path: Path
+    project, chain, sender_address: str | None, config: SuiteConfig, *, root: Path, local: bool, path: Path
 ) -> list[str]:
     """What a run with this config would change on the suite at ``path``, in human units, sending
     nothing: timelocked updates with their timeline, markets to list, or a whole deployment.
@@ -544,7 +544,7 @@ def plan(
         ]
     listed = _listed(deployment, config)
     updates = read_updates(chain, deployment, listed)
-    verify(deployment, as_on_chain(listed, updates), deployer=_deployer(previous, sender_address))
+    verify(deployment, as_on_chain(listed, updates), deployer=_deployer(previous, sender_address or ""))
     delay = deployment.engine.PARAMS_DELAY()
     lines = [line for u in updates for line in u.describe(delay)]
     for m in config.markets:
@@ -555,7 +555,8 @@ def plan(
             )
     if not lines:
         return [f"nothing to change: the suite on chain {chain.chain_id} matches the config"]
-    if updates and not deployment.engine.hasRole(deployment.engine.DEFAULT_ADMIN_ROLE(), sender_address):
+    admin_role = deployment.engine.DEFAULT_ADMIN_ROLE()
+    if updates and sender_address and not deployment.engine.hasRole(admin_role, sender_address):
         lines.append(f"{sender_address} is not the engine's admin: --apply must be run by the admin")
     return lines
 
