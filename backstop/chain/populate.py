@@ -164,6 +164,16 @@ def plan(
         out.mock_token = _accepts(w3, suite.token.functions.mint(first.address, first.mint), first.address)
         if not out.mock_token:
             _dev_node(w3, "the collateral token is not a mock (no mint)")
+            # fund_token (no holder) writes the balance slot: it must be found (each probe restored).
+            try:
+                found = fork.find_balance_slot(w3, suite.token.address, first.address)
+            except fork.ForkError as err:
+                raise PopulateError(f"the collateral token is not a mock (no mint), and {err}") from None
+            if found is None:
+                raise PopulateError(
+                    f"the collateral token {suite.token.address} is not a mock (no mint), and no balance "
+                    f"mapping of it was found in slots 0..{fork.PROBE_SLOTS - 1} to fund the accounts through"
+                )
 
     # Trades.
     if accounts and lev:
@@ -262,8 +272,11 @@ def execute(suite: Suite, run: Plan, keys: Sequence[str], say: Any = print) -> N
         if f.mint and run.mock_token:
             send(suite, suite.token.functions.mint(f.address, f.mint), key, f"mint for account {f.index}")
         elif f.mint:
-            how = fork.fund_token(w3, suite.token.address, f.address, f.mint)
-            say(f"account {f.index}: {f.mint} token units by {how}")
+            _through_the_node(fork.fund_token, w3, suite.token.address, f.address, f.mint)  # the balance slot
+            given = format_units(f.mint, 10**suite.decimals)
+            say(
+                f"account {f.index}: {given} tokens put in its balance slot through the node (the token has no mint)"
+            )
         if suite.token.functions.allowance(f.address, suite.vault.address).call() < f.deposit:
             send(suite, suite.token.functions.approve(suite.vault.address, 2**256 - 1), key, "approve")
         send(suite, suite.vault.functions.deposit(f.deposit), key, f"deposit of account {f.index}")
@@ -278,10 +291,19 @@ def execute(suite: Suite, run: Plan, keys: Sequence[str], say: Any = print) -> N
         if mv.mock:
             send(suite, m.feed.functions.setAnswer(mv.new), operator, f"move {m.name}")
         else:
-            fork.set_feed_answer(w3, m.feed.address, mv.new)
+            _through_the_node(fork.set_feed_answer, w3, m.feed.address, mv.new)
         m.answer = mv.new
         old, new = format_units(mv.old, 10**m.decimals), format_units(mv.new, 10**m.decimals)
-        say(f"moved {m.name}: {old} -> {new}{'' if mv.mock else ' (feed replaced on the fork)'}")
+        how = "" if mv.mock else " (the feed's code replaced by MockAggregator on the fork)"
+        say(f"moved {m.name}: {old} -> {new}{how}")
+
+
+def _through_the_node(fn: Any, *args: Any) -> Any:
+    """``fn(*args)``, a ``backstop.chain.fork`` primitive; its error stops the run as a failure."""
+    try:
+        return fn(*args)
+    except fork.ForkError as err:
+        raise PopulateFailed(str(err)) from None
 
 
 def _trade(suite: Suite, t: Trade, long: Any, short: Any) -> None:

@@ -1,12 +1,14 @@
 """Rehearsing on a fork, offline (issue #17): an "upstream" anvil with chain id 1 stands in for
-mainnet, with MockAggregator code at Chainlink's ETH/USD and BTC/USD proxy addresses and a
-delegating proxy over a MockERC20 at USDC's address; a second anvil forks it. The suite is deployed
-on the fork with ``config/mainnet-fork.yaml`` (``ape run deploy --network
-ethereum:mainnet-fork:foundry``), accounts are funded through the node (``fund_token``: a
-holder's transfer and the storage probe through the proxy), a crash is written into the real feed
-address (``set_feed_answer``) and ``ape run keeper --once`` liquidates. The upstream must be
-unchanged by all of it. Also: the stress runner on a fork Ape starts itself, and a dead, unset or
-wrong-chain upstream refused in one line before any anvil starts.
+mainnet, with proxies over a MockAggregator that refuse its setters at Chainlink's ETH/USD and
+BTC/USD proxy addresses and a proxy over a MockERC20 that refuses ``mint`` at USDC's address; a
+second anvil forks it. The suite is deployed on the fork with ``config/mainnet-fork.yaml`` (``ape
+run deploy --network ethereum:mainnet-fork:foundry``), accounts are funded through the node
+(``fund_token``: a holder's transfer and the storage probe through the proxy), a crash is written
+into the real feed address (``set_feed_answer``) and ``ape run keeper --once`` liquidates. The
+upstream must be unchanged by all of it. ``ape run populate`` does the same on a fork of its own:
+funds through the balance slots, trades, replaces the feed on ``--move`` and moves the replaced
+feed again. Also: the stress runner on a fork Ape starts itself, and a dead, unset or wrong-chain
+upstream refused in one line before any anvil starts.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -26,6 +30,7 @@ import solcx
 from eth_account import Account
 from eth_utils import keccak, to_checksum_address
 from web3 import HTTPProvider, Web3
+from web3.exceptions import ContractLogicError
 from web3.providers.base import BaseProvider
 
 from backstop.chain.abi import Artifacts
@@ -45,6 +50,7 @@ from backstop.chain.fork import (
 )
 from backstop.config import load_config
 from backstop.orders import FAR_EXPIRY, Order, sign_order, to_tuple
+from tests.integration.test_populate import table_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 APE = Path(sys.executable).parent / "ape"
@@ -70,11 +76,40 @@ CRASH = 3_100_00000000  # ETH at 3,100: the 2-ETH long below maintenance, not ba
 # EIP-1967 implementation slot, and a minimal proxy that delegates every call to the address there:
 # calldatacopy; delegatecall(gas, sload(slot), 0, cds, 0, 0); returndatacopy; return or revert.
 IMPLEMENTATION_SLOT = int.from_bytes(keccak(text="eip1967.proxy.implementation"), "big") - 1
-PROXY_CODE = (
-    bytes.fromhex("365f5f37" "5f5f365f" "7f")
-    + IMPLEMENTATION_SLOT.to_bytes(32, "big")
-    + bytes.fromhex("545af4" "3d5f5f3e" "603657" "3d5ffd" "5b3d5ff3")
+#: What mainnet's contracts do not let a test account call: USDC's mint (minters only) and the
+#: setters of MockAggregator (a Chainlink aggregator proxy has none).
+TOKEN_SETTERS = ("mint(address,uint256)",)
+FEED_SETTERS = (
+    "setAnswer(int256)",
+    "setAnswerAt(int256,uint256,uint256)",
+    "setRoundId(uint80)",
+    "setDecimals(uint8)",
 )
+
+
+def refusing(blocked: tuple[str, ...], body: Callable[[int], bytes]) -> bytes:
+    """Runtime code that reverts (empty data) on a call to one of the ``blocked`` signatures and
+    otherwise runs ``body(start)``, the code assembled to begin at byte ``start``."""
+    if not blocked:
+        return body(0)
+    guard = "".join(f"80 63{keccak(text=sig)[:4].hex()} 14 61{{revert:04x}} 57 " for sig in blocked)
+    head = f"5f35 60e0 1c {guard}50"  # selector; for each blocked one: dup, eq, jumpi revert; pop
+    start = len(bytes.fromhex(head.format(revert=0)))
+    code = body(start)
+    return bytes.fromhex(head.format(revert=start + len(code))) + code + bytes.fromhex("5b5f5ffd")
+
+
+def proxy_code(blocked: tuple[str, ...] = ()) -> bytes:
+    """The proxy's runtime, refusing the ``blocked`` signatures before anything is delegated."""
+    return refusing(
+        blocked,
+        lambda start: bytes.fromhex(
+            f"365f5f37 5f5f365f 7f{IMPLEMENTATION_SLOT:064x} 545af4 3d5f5f3e 60{start + 0x36:02x}57 3d5ffd 5b3d5ff3"
+        ),
+    )
+
+
+PROXY_CODE = proxy_code()
 
 
 def free_port() -> int:
@@ -139,7 +174,9 @@ def upstream_state(w3: Web3) -> dict:
         "block": w3.eth.block_number,
         "code": {a: rpc(w3, "eth_getCode", a, "latest") for a in (*FEEDS, USDC)},
         "feeds": words,
-        "implementation": rpc(w3, "eth_getStorageAt", USDC, hex(IMPLEMENTATION_SLOT), "latest"),
+        "implementation": {
+            a: rpc(w3, "eth_getStorageAt", a, hex(IMPLEMENTATION_SLOT), "latest") for a in (*FEEDS, USDC)
+        },
         "holder": usdc.functions.balanceOf(HOLDER).call(),
         "supply": usdc.functions.totalSupply().call(),
     }
@@ -151,20 +188,30 @@ def artifacts() -> Artifacts:
 
 
 def stand_in_for_mainnet(w3: Web3, artifacts: Artifacts) -> str:
-    """Writes Chainlink's two feeds (MockAggregator code and storage) and USDC (a delegating proxy
-    over a 6-decimal MockERC20, ``HOLDER_BALANCE`` minted to ``HOLDER``) at their mainnet addresses
-    of the node ``w3``; returns the implementation's address."""
+    """Writes Chainlink's two feeds and USDC at their mainnet addresses of the node ``w3``, as
+    contracts a test account can only read and transfer, like mainnet's: each feed a proxy over a
+    ``MockAggregator`` that refuses its setters (``FEED_SETTERS``), with the feed's state in the
+    proxy's storage; USDC a proxy over a 6-decimal ``MockERC20`` that refuses ``mint``, after
+    ``HOLDER_BALANCE`` was minted to ``HOLDER``. Returns the token implementation's address."""
     dev = w3.eth.accounts[0]
     now = w3.eth.get_block("latest")["timestamp"]
+    aggregator = send(w3, dev, None, artifacts.initcode("MockAggregator", None, 8, 1, "implementation"))[
+        "contractAddress"
+    ]
     for feed, (description, round_id, answer) in FEEDS.items():
-        rpc(w3, "anvil_setCode", feed, "0x" + artifacts.runtime_bytecode("MockAggregator").hex())
-        for slot, word in mock_aggregator_storage(8, description, round_id, answer, now, now).items():
+        rpc(w3, "anvil_setCode", feed, "0x" + proxy_code(FEED_SETTERS).hex())
+        words = {
+            IMPLEMENTATION_SLOT: int(aggregator, 16),
+            **mock_aggregator_storage(8, description, round_id, answer, now, now),
+        }
+        for slot, word in words.items():
             rpc(w3, "anvil_setStorageAt", feed, hex(slot), "0x" + word.to_bytes(32, "big").hex())
     init = artifacts.initcode("MockERC20", None, "USD Coin", "USDC", 6)
     implementation = send(w3, dev, None, init)["contractAddress"]
     rpc(w3, "anvil_setCode", USDC, "0x" + PROXY_CODE.hex())
     rpc(w3, "anvil_setStorageAt", USDC, hex(IMPLEMENTATION_SLOT), "0x" + bytes(12).hex() + implementation[2:])
     transact(w3, dev, contract(w3, artifacts, "MockERC20", USDC).functions.mint(HOLDER, HOLDER_BALANCE))
+    rpc(w3, "anvil_setCode", USDC, "0x" + proxy_code(TOKEN_SETTERS).hex())
     rpc(w3, "evm_mine")
     return implementation
 
@@ -180,13 +227,26 @@ def upstream(artifacts):
         stop(node)
 
 
-@pytest.fixture(scope="module")
-def fork(upstream):
+@contextmanager
+def forking(upstream) -> Iterator[SimpleNamespace]:
     node, url, w3 = start_anvil("--fork-url", upstream.url, "--hardfork", "cancun", "--mnemonic", MNEMONIC)
     try:
         yield SimpleNamespace(url=url, w3=w3)
     finally:
         stop(node)
+
+
+@pytest.fixture(scope="module")
+def fork(upstream):
+    with forking(upstream) as node:
+        yield node
+
+
+@pytest.fixture
+def fresh_fork(upstream):
+    """A fork of the upstream as it is, for a test that must not see what others did on ``fork``."""
+    with forking(upstream) as node:
+        yield node
 
 
 def ape_run(args: list[str], **env: str | None) -> subprocess.CompletedProcess:
@@ -243,6 +303,13 @@ def test_the_upstream_feeds_read_back_through_mock_aggregator(upstream, artifact
         rid, got, _, updated, answered = agg.functions.latestRoundData().call()
         assert (rid, got, answered) == (round_id, answer, round_id)
         assert updated > 0
+        # Like mainnet's, the feed takes no answer from a test account, and USDC mints nothing.
+        with pytest.raises(ContractLogicError):
+            agg.functions.setAnswer(1).estimate_gas({"from": key(1).address})
+    usdc = contract(upstream.w3, artifacts, "MockERC20", USDC)
+    with pytest.raises(ContractLogicError):
+        usdc.functions.mint(key(1).address, 1).estimate_gas({"from": key(1).address})
+    assert usdc.functions.balanceOf(HOLDER).call() == usdc.functions.totalSupply().call() == HOLDER_BALANCE
 
 
 def test_a_long_description_is_preserved(fork, artifacts):
@@ -376,6 +443,166 @@ def test_rehearsal_deploy_fund_crash_liquidate(upstream, fork, artifacts, tmp_pa
     assert engine.functions.positionOf(long.address, eth_id).call()[0] == 0
     assert engine.functions.positionOf(short.address, eth_id).call()[0] == -size
 
+    assert upstream_state(upstream.w3) == upstream.state
+
+
+def populate(manifest: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    result = ape_run(["populate", "--network", NETWORK, "--manifest", str(manifest), *args], **env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Starting 'anvil'" not in result.stdout + result.stderr
+    return result
+
+
+def test_populate_on_a_fork_funds_through_the_node_replaces_the_feed_and_the_keeper_liquidates(
+    upstream, fresh_fork, artifacts, tmp_path
+):
+    """``ape run populate`` on a fork whose token refuses ``mint`` and whose feeds refuse
+    ``setAnswer``: tokens through the balance slot, the crash by replacing the feed, and a second
+    move through the replaced (now mock) feed."""
+    env = {"APE_FOUNDRY_HOST": fresh_fork.url, "BACKSTOP_MAINNET_RPC": upstream.url}
+    manifest_path = tmp_path / "manifest.json"
+    deployed = ape_run(
+        [
+            "deploy",
+            "--network",
+            NETWORK,
+            "--config",
+            "config/mainnet-fork.yaml",
+            "--manifest",
+            str(manifest_path),
+        ],
+        **env,
+    )
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    manifest = json.loads(manifest_path.read_text())
+    w3 = fresh_fork.w3
+    address = {name: c["address"] for name, c in manifest["contracts"].items()}
+    oracle = contract(w3, artifacts, "OracleAdapter", address["OracleAdapter"])
+    engine = contract(w3, artifacts, "MarginEngine", address["MarginEngine"])
+    vault = contract(w3, artifacts, "CollateralVault", address["CollateralVault"])
+    usdc = contract(w3, artifacts, "MockERC20", USDC)
+    eth_id, btc_id = manifest["markets"]["ETH"]["id"], manifest["markets"]["BTC"]["id"]
+    keeper, long, short = key(0).address, key(1).address, key(2).address
+
+    funded = populate(manifest_path, "--accounts", "2", "--keeper-collateral", "50000", env=env)
+    lines = funded.stdout.splitlines()
+    for index, amount in ((0, "50000"), (1, "10000"), (2, "10000")):
+        assert (
+            f"account {index}: {amount} tokens put in its balance slot through the node (the token has no mint)"
+            in lines
+        )
+    size = 14_464_328 * 10**12  # 5 x 10,000 / 3,456.78, rounded down to 10^-6 ETH
+    price = FEEDS[ETH_USD][2] * 10**10
+    assert "accounts 1 long / 2 short: 14.464328 ETH at 3456.78" in lines
+    # Every token came from the balance slots: nothing minted, nothing from the holder.
+    assert usdc.functions.totalSupply().call() == usdc.functions.balanceOf(HOLDER).call() == HOLDER_BALANCE
+    for account in (keeper, long, short):
+        assert usdc.functions.balanceOf(account).call() == 0  # all deposited
+    # Notional 49,999.99974384: taker fee 0.05 % and maker fee 0.02 %, rounded up to USDC's unit.
+    assert vault.functions.marginOf(keeper).call() == 50_000 * WAD
+    assert vault.functions.marginOf(long).call() == 9_975 * WAD
+    assert vault.functions.marginOf(short).call() == 9_990 * WAD
+    assert usdc.functions.balanceOf(vault.address).call() == 69_965 * USD
+    assert usdc.functions.balanceOf(address["InsuranceFund"]).call() == 35 * USD
+    assert engine.functions.positionOf(long, eth_id).call() == [size, size * price // WAD]
+    assert engine.functions.positionOf(short, eth_id).call()[0] == -size
+    rows = table_rows(funded.stdout)
+    assert [r[:2] + r[3:] for r in rows] == [
+        ["0", "keeper", "50,000.00", "50,000.00", "-", "50,000.00", "0.00", "no"],
+        ["1", "long", "10,000.00", "9,975.00", "ETH 14.464328", "9,975.00", "2,500.00", "no"],
+        ["2", "short", "10,000.00", "9,990.00", "ETH -14.464328", "9,990.00", "2,500.00", "no"],
+    ]
+    assert upstream_state(upstream.w3) == upstream.state
+
+    # -18 %: below maintenance (MMR 5 %), short of bankruptcy (-1/leverage = -20 %).
+    crash = populate(manifest_path, "--move", "ETH=-18%", env=env)
+    assert (
+        "moved ETH: 3456.78 -> 2834.5596 (the feed's code replaced by MockAggregator on the fork)"
+        in crash.stdout
+    )
+    crashed = 2_834_5596 * 10**4
+    assert oracle.functions.priceOf(eth_id).call() == crashed * 10**10
+    assert oracle.functions.priceOf(btc_id).call() == FEEDS[BTC_USD][2] * 10**10
+    assert (
+        rpc(w3, "eth_getCode", ETH_USD, "latest") == "0x" + artifacts.runtime_bytecode("MockAggregator").hex()
+    )
+    feed = contract(w3, artifacts, "MockAggregator", ETH_USD)
+    description, round_id, answer = FEEDS[ETH_USD]
+    assert feed.functions.latestRoundData().call()[:2] == [round_id + 1, crashed]
+    assert feed.functions.description().call() == description
+    upstream_feed = contract(upstream.w3, artifacts, "MockAggregator", ETH_USD)
+    assert upstream_feed.functions.latestRoundData().call()[:2] == [round_id, answer]
+    # E = 9,975 + 14.464328 x (2,834.5596 - 3,456.78) = 975.0000461088 < MMR = 5 % of 40,999.9998...
+    equity = 9_975 * WAD + size * crashed // 10**8 - size * answer // 10**8
+    assert engine.functions.equityOf(long).call() == equity == 975_0000461088 * 10**8
+    assert engine.functions.maintenanceMarginOf(long).call() == size * crashed // 10**8 // 20
+    assert table_rows(crash.stdout)[1][6:] == ["975.00", "2,050.00", "yes"]
+    assert upstream_state(upstream.w3) == upstream.state
+
+    head = w3.eth.block_number
+    keeper_run = ape_run(
+        [
+            "keeper",
+            "--once",
+            "--network",
+            NETWORK,
+            "--deployment",
+            str(manifest_path),
+            "--state",
+            str(tmp_path / "k.json"),
+        ],
+        **env,
+    )
+    assert keeper_run.returncode == 0, keeper_run.stdout + keeper_run.stderr
+    logs = engine.events.Liquidated().get_logs(from_block=head + 1)
+    assert [log["args"]["account"] for log in logs] == [long]
+    assert engine.functions.marketsOf(long).call() == []
+    assert engine.functions.positionOf(keeper, eth_id).call()[0] == size  # the keeper took the long
+    assert engine.functions.positionOf(short, eth_id).call()[0] == -size
+
+    # The replaced ETH feed is a MockAggregator now: its setAnswer moves it; BTC's is replaced.
+    again = populate(manifest_path, "--move", "ETH=-10%", "--move", "BTC=+5%", env=env)
+    assert "moved ETH: 2834.5596 -> 2551.10364" in again.stdout.splitlines()
+    assert (
+        "moved BTC: 65432.1 -> 68703.705 (the feed's code replaced by MockAggregator on the fork)"
+        in again.stdout
+    )
+    assert oracle.functions.priceOf(eth_id).call() == 2_551_10364 * 10**13
+    assert oracle.functions.priceOf(btc_id).call() == 68_703_705 * 10**15
+    assert feed.functions.latestRoundData().call()[:2] == [round_id + 2, 2_551_10364 * 10**3]
+    btc_round = FEEDS[BTC_USD][1]
+    btc_feed = contract(w3, artifacts, "MockAggregator", BTC_USD)
+    assert btc_feed.functions.latestRoundData().call()[:2] == [btc_round + 1, 68_703_705 * 10**5]
+    assert upstream_state(upstream.w3) == upstream.state
+
+    # A token without mint whose balances are not in the probed slots: refused, nothing sent.
+    rpc(
+        w3,
+        "anvil_setCode",
+        USDC,
+        "0x" + refusing(TOKEN_SETTERS, lambda _: balance_only_token("solidity", 70)).hex(),
+    )
+    head = w3.eth.block_number
+    refused = ape_run(
+        [
+            "populate",
+            "--network",
+            NETWORK,
+            "--manifest",
+            str(manifest_path),
+            "--accounts",
+            "4",
+            "--collateral",
+            "1",
+        ],
+        **env,
+    )
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert refused.stderr.strip() == (
+        f"populate: the collateral token {USDC} is not a mock (no mint), and no balance mapping of it was "
+        "found in slots 0..63 to fund the accounts through"
+    )
+    assert w3.eth.block_number == head
     assert upstream_state(upstream.w3) == upstream.state
 
 
