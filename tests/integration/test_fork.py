@@ -16,9 +16,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -51,10 +49,8 @@ from backstop.chain.fork import (
 from backstop.config import load_config
 from backstop.orders import FAR_EXPIRY, Order, sign_order, to_tuple
 from tests.integration.test_populate import table_rows
+from tests.support.anvil import ANVIL, APE, ROOT, free_port
 
-ROOT = Path(__file__).resolve().parents[2]
-APE = Path(sys.executable).parent / "ape"
-ANVIL = ROOT / "node_modules" / ".bin" / "anvil"
 NETWORK = "ethereum:mainnet-fork:foundry"
 MNEMONIC = "test test test test test test test test test test test junk"
 
@@ -110,12 +106,6 @@ def proxy_code(blocked: tuple[str, ...] = ()) -> bytes:
 
 
 PROXY_CODE = proxy_code()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rpc(w3: Web3, method: str, *params):
@@ -340,9 +330,8 @@ def test_the_fork_config_names_mainnets_contracts():
     assert all(address in docs for address in (ETH_USD, BTC_USD, USDC))
 
 
-def test_rehearsal_deploy_fund_crash_liquidate(upstream, fork, artifacts, tmp_path):
-    env = {"APE_FOUNDRY_HOST": fork.url, "BACKSTOP_MAINNET_RPC": upstream.url}
-    manifest_path = tmp_path / "manifest.json"
+def deploy_on_fork(manifest_path, env):
+    """``ape run deploy`` of config/mainnet-fork.yaml on the fork ``env`` points at; must succeed."""
     deployed = ape_run(
         [
             "deploy",
@@ -356,6 +345,13 @@ def test_rehearsal_deploy_fund_crash_liquidate(upstream, fork, artifacts, tmp_pa
         **env,
     )
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    return deployed
+
+
+def test_rehearsal_deploy_fund_crash_liquidate(upstream, fork, artifacts, tmp_path):
+    env = {"APE_FOUNDRY_HOST": fork.url, "BACKSTOP_MAINNET_RPC": upstream.url}
+    manifest_path = tmp_path / "manifest.json"
+    deployed = deploy_on_fork(manifest_path, env)
     assert "Starting 'anvil'" not in deployed.stdout + deployed.stderr
     manifest = json.loads(manifest_path.read_text())
     assert manifest["chain_id"] == 1
@@ -461,19 +457,7 @@ def test_populate_on_a_fork_funds_through_the_node_replaces_the_feed_and_the_kee
     move through the replaced (now mock) feed."""
     env = {"APE_FOUNDRY_HOST": fresh_fork.url, "BACKSTOP_MAINNET_RPC": upstream.url}
     manifest_path = tmp_path / "manifest.json"
-    deployed = ape_run(
-        [
-            "deploy",
-            "--network",
-            NETWORK,
-            "--config",
-            "config/mainnet-fork.yaml",
-            "--manifest",
-            str(manifest_path),
-        ],
-        **env,
-    )
-    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    deploy_on_fork(manifest_path, env)
     manifest = json.loads(manifest_path.read_text())
     w3 = fresh_fork.w3
     address = {name: c["address"] for name, c in manifest["contracts"].items()}
@@ -582,7 +566,18 @@ def test_populate_on_a_fork_funds_through_the_node_replaces_the_feed_and_the_kee
         USDC,
         "0x" + refusing(TOKEN_SETTERS, lambda _: balance_only_token("solidity", 70)).hex(),
     )
+    # First the manifest, which recorded USDC's code, refuses the swapped code; then, with the
+    # manifest rewritten for it (as a deploy with such a token would have written it), populate
+    # refuses the token itself.
     head = w3.eth.block_number
+    stale = ape_run(
+        ["populate", "--network", NETWORK, "--manifest", str(manifest_path), "--accounts", "0"], **env
+    )
+    assert stale.returncode == 2
+    assert f"CollateralToken at {USDC}: runtime code hash 0x" in stale.stderr
+    rewritten = json.loads(manifest_path.read_text())
+    rewritten["contracts"]["CollateralToken"]["code_hash"] = "0x" + keccak(w3.eth.get_code(USDC)).hex()
+    manifest_path.write_text(json.dumps(rewritten))
     refused = ape_run(
         [
             "populate",
