@@ -23,7 +23,7 @@ def human(wad: int, places: int = 2) -> str:
     """A WAD amount in quote units with thousands separators, rounded half up to ``places``
     decimals: ``human(12345_678 * 10**15) == "12,345.68"``."""
     value = (Decimal(wad) / WAD).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
-    return f"{value:,.{places}f}"
+    return f"{value + 0:,.{places}f}"  # + 0: no "-0.00"
 
 
 def ratio(numerator: int, denominator: int, places: int = 2) -> str:

@@ -531,7 +531,7 @@ def test_small_keeper_steps_into_a_whale_and_reports_what_it_cannot_absorb(
         "capital",
     )
     assert (
-        f"keeper unabsorbable account={deep.address} equity={-400 * WAD} capital_needed={1_560 * WAD}"
+        f"keeper unabsorbable account={deep.address} equity=-400.00 capital_needed=1,560.00 reason=capital"
         in caplog.text
     )
     assert (report.partial_steps, report.sent, report.confirmed, report.liquidated) == (1, 1, 1, [])
