@@ -120,10 +120,10 @@ class Acting:
             return report.stopped
 
         def batch(b: Batch) -> bool:
-            if stop_seen():
-                return True  # nothing more is sent; not a dry-run verdict, so not split
-            if len(window) >= self.max_in_flight:
+            if len(window) >= self.max_in_flight and not stop_seen():
                 flush()
+            if stop_seen():  # also a signal that came while the window's receipts were awaited
+                return True  # nothing more is sent; not a dry-run verdict, so not split
             data = self.engine_abi.liquidate_many_call(b.accounts)
             ok, sent = self._try(data, b.accounts, ",".join(b.accounts), report, batch=True)
             if sent is not None:
@@ -132,10 +132,10 @@ class Acting:
             return ok
 
         def step(s: PartialStep) -> None:
+            if len(window) >= self.max_in_flight and not stop_seen():
+                flush()
             if stop_seen():
                 return
-            if len(window) >= self.max_in_flight:
-                flush()
             data = self.engine_abi.liquidate_position_call(s.account, s.market_id, s.size)
             _, sent = self._try(
                 data, (s.account,), f"{s.account} {s.market_id} {s.size}", report, batch=False

@@ -289,6 +289,11 @@ class Keeper(Acting, AccountIndex):
         head = self.sync_accounts()
         prices = self.books.prices(head)
         report.stale_markets = {self.market_name(m): p for m, p in prices.items() if isinstance(p, str)}
+        for m, error in prices.items():
+            if isinstance(error, str):
+                self._event(
+                    logging.WARNING, "price_unreadable", market=self.market_name(m), id=m, error=error
+                )
         snapshot = self.scan(head)
         report.scanned = len(snapshot)
         plan = plan_liquidations(snapshot, self.address)
