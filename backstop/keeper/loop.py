@@ -312,7 +312,7 @@ class Keeper(Acting, AccountIndex):
         by_address = {h.account: h for h in snapshot}
         # The keeper's own health: from the scan when it is indexed (it ever held a position).
         own = by_address.get(self.address)
-        if own is None:
+        if own is None and self.address.lower() not in self._accounts:
             [own] = self._health([self.address], head) or [None]
         self._own_book = None
         try:
@@ -371,9 +371,9 @@ class Keeper(Acting, AccountIndex):
                 block = head
             else:
                 block = end_head if report.confirmed else head
-                if report.confirmed or own is None:
+                if report.confirmed:
                     [own] = self._health([self.address], block) or [None]
-                if own is None:
+                if own is None:  # logged (health_unreadable) when it was read
                     raise ValueError("its health is unreadable")
                 [book] = self.books.books([own], block)
                 terms = self.books.terms(set(book.positions), block)
