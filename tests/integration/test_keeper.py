@@ -751,3 +751,10 @@ def test_backoff_is_capped_while_the_node_is_down(system, chain, keeper_accounts
     assert len(failed) == 6 and failed[-1].endswith("retry_in_s=5.0")
     assert keeper.counters["passes"] == 1
     assert any(m.startswith("keeper pass block=") for m in caplog.messages)
+
+
+def test_no_margin_is_warned_in_dry_run_mode_too(system, chain, accounts, caplog):
+    caplog.set_level(logging.INFO, logger="backstop.keeper")
+    k = accounts[45]  # never deposited
+    Keeper(web3_for(chain.provider.uri), system.engine.address, LocalSigner(k.private_key), dry_run=True)
+    assert f"keeper no_margin keeper={k.address} margin=0.00" in caplog.messages
