@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 from decimal import Decimal
 from pathlib import Path
@@ -30,6 +31,7 @@ from backstop.chain.node import NoNewNodeCommand
 from backstop.chain.rpc import RpcUnavailable
 from backstop.decisions.fallback import DEFAULT_BUFFER_RATIO, DEFAULT_GAS_BUDGET, DEFAULT_MIN_STEP_NOTIONAL
 from backstop.keeper import Keeper, KeeperConfigError, KeeperStateError, LocalSigner
+from backstop.keeper.risk import DEFAULT_MIN_BUFFER
 from backstop.units import to_wad
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,6 +66,32 @@ def web3_for(provider) -> Web3:
     if isinstance(uri, str) and uri.startswith(("http://", "https://")):
         return Web3(HTTPProvider(uri, request_kwargs={"timeout": 30}))
     return provider.web3
+
+
+def market_names(path: Path) -> dict[int, str]:
+    """Market id → name from a deploy manifest (``markets.<name>.id``); empty if it lists none."""
+    try:
+        markets = json.loads(path.read_text()).get("markets", {})
+        return {int(m["id"]): name for name, m in markets.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+class StopOnSignal:
+    """SIGTERM and SIGINT ask ``keeper`` to stop cleanly (the pass in progress sends nothing more
+    and awaits its receipts); a second signal interrupts at once (``KeyboardInterrupt``)."""
+
+    def __init__(self, keeper: Keeper) -> None:
+        self.keeper = keeper
+        self.received: str | None = None
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self)
+
+    def __call__(self, signum, _frame) -> None:
+        if self.received is not None:
+            raise KeyboardInterrupt
+        self.received = signal.Signals(signum).name
+        self.keeper.request_stop()
 
 
 def read_manifest(path: Path, chain_id: int, get_code=None) -> tuple[str, int]:
@@ -105,7 +133,11 @@ def read_manifest(path: Path, chain_id: int, get_code=None) -> tuple[str, int]:
     default=None,
     help="Cursor and account index [default: .keeper/<chain-id>.json; .keeper/<chain-id>-fork.json on a fork].",
 )
-@click.option("--once", is_flag=True, help="Run one pass and exit (status 1 if anything failed).")
+@click.option(
+    "--once",
+    is_flag=True,
+    help="Run one pass and exit (status 1 if anything failed or a market's price was stale or unreadable).",
+)
 @click.option("--dry-run", is_flag=True, help="Scan, decide and dry-run, but send nothing.")
 @click.option(
     "--batch-size",
@@ -151,7 +183,22 @@ def read_manifest(path: Path, chain_id: int, get_code=None) -> tuple[str, int]:
     show_default=True,
     help="Smallest partial liquidation worth a transaction (quote notional).",
 )
-@click.option("-v", "--verbose", is_flag=True, help="Also log DEBUG lines (empty syncs).")
+@click.option(
+    "--max-inherit-notional",
+    "max_inherit_notional",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Inherit ceiling: the keeper's gross notional after a pass stays <= this (quote units) [default: none].",
+)
+@click.option(
+    "--min-buffer",
+    "min_buffer",
+    type=click.FloatRange(min=0, max=100),
+    default=DEFAULT_MIN_BUFFER / 1e18,
+    show_default=True,
+    help="Warn (own_buffer_low) while the keeper's free collateral < this share of its own IMR.",
+)
+@click.option("--debug", is_flag=True, help="Also log DEBUG lines (empty syncs).")
 def cli(
     provider,
     account,
@@ -165,13 +212,15 @@ def cli(
     gas_budget: int,
     buffer_ratio: float,
     min_step: float,
-    verbose: bool,
+    max_inherit_notional: float | None,
+    min_buffer: float,
+    debug: bool,
 ):
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log = logging.getLogger("backstop.keeper")
     log.addHandler(handler)
-    log.setLevel(logging.DEBUG if verbose else logging.INFO)
+    log.setLevel(logging.DEBUG if debug else logging.INFO)
     log.propagate = False
 
     chain_id = chain.chain_id
@@ -179,12 +228,10 @@ def cli(
         if not provider.network.is_dev:
             raise click.UsageError("--account is required on a live network (an Ape account alias)")
         account = accounts.test_accounts[0]
-    engine, deployed_at = read_manifest(
-        deployment_path or manifest_path(ROOT, chain_id, fork=provider.network.is_fork),
-        chain_id,
-        provider.get_code,
-    )
+    manifest = deployment_path or manifest_path(ROOT, chain_id, fork=provider.network.is_fork)
+    engine, deployed_at = read_manifest(manifest, chain_id, provider.get_code)
     keeper: Keeper | None = None
+    stop: StopOnSignal | None = None
     try:
         keeper = Keeper(
             web3_for(provider),
@@ -201,11 +248,23 @@ def cli(
             gas_budget=gas_budget,
             buffer_ratio=to_wad(Decimal(str(buffer_ratio))),
             min_step_notional=to_wad(Decimal(str(min_step))),
+            max_inherit_notional=None
+            if max_inherit_notional is None
+            else to_wad(Decimal(str(max_inherit_notional))),
+            min_buffer=to_wad(Decimal(str(min_buffer))),
+            market_names=market_names(manifest),
         )
+        stop = StopOnSignal(keeper)
         if once:
             report = keeper.run_once()
-            sys.exit(1 if report.failed else 0)
-        keeper.run_forever(poll_interval=poll_interval)
+            status = 1 if report.failed or report.stale_markets else 0
+        else:
+            keeper.run_forever(poll_interval=poll_interval)
+            status = 0
+        if stop.received is not None:
+            log.info("keeper signal name=%s", stop.received)
+            status = 130 if stop.received == "SIGINT" else status
+        sys.exit(status)
     except (KeeperStateError, KeeperConfigError) as err:
         click.echo(f"keeper: {err}", err=True)
         sys.exit(2)
@@ -217,4 +276,8 @@ def cli(
     finally:
         # Also on Ctrl-C when Ape runs the node: its SIGINT handler exits with SystemExit(130).
         if keeper is not None:
+            try:
+                keeper.persist()
+            except Exception as err:  # the stop line must still be written
+                log.error("keeper persist_failed error=%s", err)
             log.info("keeper stop %s", " ".join(f"{k}={v}" for k, v in keeper.counters.items()))

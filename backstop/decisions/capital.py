@@ -7,7 +7,9 @@ Walking that order, the plan carries a simulated keeper :class:`Book`, updated a
 action with the engine's own fill rule (docs/margin-math.md §"A fill": a takeover that nets against
 the keeper's opposite position realizes the keeper's PnL on the netted fraction, ``r = −c − k``)
 and the keeper reward ``K`` credited to its margin. An action is planned only if the simulated
-keeper then keeps ``F' ≥ buffer_ratio·IMR'`` (which implies the engine's ``E' ≥ IMR'``).
+keeper then keeps ``F' ≥ buffer_ratio·IMR'`` (which implies the engine's ``E' ≥ IMR'``) and, with
+an inherit ceiling ``max_notional``, its gross notional ``Σ ceil(|size_m|·P_m)`` stays
+``≤ max_notional`` (:func:`gross_notional`).
 
 Integers only (WAD = 1e18 fixed point); no I/O, no clock.
 """
@@ -89,6 +91,16 @@ class Book:
         """``F = min(margin − pendingLoss, E) − IMR``."""
         return valuation(self, terms).free_collateral
 
+    def notional(self, terms: Mapping[int, MarketTerms]) -> int:
+        """The gross notional ``Σ ceil(|size_m|·P_m)`` (:func:`gross_notional`)."""
+        return gross_notional(self, terms)
+
+
+def gross_notional(book: Book, terms: Mapping[int, MarketTerms]) -> int:
+    """``Σ N_m = Σ ceil(|size_m|·P_m)`` over ``book``'s positions (both sides count): what the
+    inherit ceiling bounds. Raises ``ValueError`` for a market without terms."""
+    return sum(mul_wad_up(abs(size), _terms(terms, m).price) for m, (size, _) in book.positions.items())
+
 
 def valuation(book: Book, terms: Mapping[int, MarketTerms]) -> Valuation:
     """The one valuation: ``u_m = floor(size·P) − openNotional``, ``N_m = ceil(|size|·P)``,
@@ -151,12 +163,13 @@ class Batch:
 class Unabsorbable:
     """A liquidatable account the keeper can neither take over whole nor step into.
     ``capital_needed``: the extra margin that would let the whole takeover keep the buffer
-    (for ``reason == "market_slots"`` the need if slots allowed it, possibly 0)."""
+    (for ``reason == "market_slots"`` or ``"ceiling"`` the need if slots or the inherit ceiling
+    allowed it, possibly 0)."""
 
     account: str
     equity: int
     capital_needed: int
-    reason: str  # "capital" | "market_slots"
+    reason: str  # "capital" | "market_slots" | "ceiling"
 
 
 @dataclass(frozen=True)
@@ -170,13 +183,15 @@ class Skip:
 @dataclass(frozen=True)
 class PassPlan:
     """The actions of a pass in order, the accounts left, and the keeper's simulated book after
-    every action (``keeper_after``)."""
+    every action (``keeper_after``). ``ceiling_limited``: the accounts, in order, whose whole
+    takeover the inherit ceiling refused (then taken in partial steps, or not at all)."""
 
     actions: tuple[Batch | PartialStep, ...]
     unabsorbable: tuple[Unabsorbable, ...]
     skipped: tuple[Skip, ...]
     skipped_self: tuple[Book, ...]
     keeper_after: Book
+    ceiling_limited: tuple[str, ...] = ()
 
 
 # --- the engine's arithmetic, as the plan simulates it ------------------------------------------------
@@ -236,6 +251,11 @@ def _shortfall(book: Book, terms: Mapping[int, MarketTerms], buffer_ratio: int) 
     return mul_wad_up(v.imr, buffer_ratio) - v.free_collateral
 
 
+def _under_ceiling(book: Book, terms: Mapping[int, MarketTerms], max_notional: int | None) -> bool:
+    """Whether ``book``'s gross notional is within the inherit ceiling (always, without one)."""
+    return max_notional is None or gross_notional(book, terms) <= max_notional
+
+
 def _take_whole(keeper: Book, target: Book, terms: Mapping[int, MarketTerms]) -> Book:
     """The keeper after ``liquidate(target)``: every position at its price, plus ``K``."""
     for m, (size, _) in target.positions.items():
@@ -268,15 +288,19 @@ def step_size(
     market_id: int,
     terms: Mapping[int, MarketTerms],
     buffer_ratio: int,
+    max_notional: int | None = None,
 ) -> int:
     """The largest ``q ≤ |size|`` of ``account``'s position in ``market_id`` that the keeper can
-    take with ``liquidatePosition`` and keep ``F' ≥ buffer·IMR'``, while the account keeps
-    ``E − K(q) ≥ PARTIAL_SOLVENCY_SLACK``; 0 if none.
+    take with ``liquidatePosition`` and keep ``F' ≥ buffer·IMR'`` (and, with ``max_notional``, a
+    gross notional ``≤ max_notional``), while the account keeps ``E − K(q) ≥
+    PARTIAL_SOLVENCY_SLACK``; 0 if none.
 
     ``K(q)`` only grows with ``q``, so the account's bound is a binary search. For the keeper, the
     first ``min(|own opposite size|, |size|)`` units net against its position (IMR falls), the
     rest opens (IMR grows): if that netted part is feasible, the answer is the largest feasible
-    ``q`` above it (binary search, monotone there); if not, the largest feasible ``q`` below it."""
+    ``q`` above it (binary search, monotone there); if not, the largest feasible ``q`` below it.
+    The notional falls over the netted part and grows above it, like the IMR, so the same search
+    holds; the answer is checked once more and is 0 if it does not fit."""
     t = _terms(terms, market_id)
     size = account.positions[market_id][0]
     sign = 1 if size > 0 else -1
@@ -287,14 +311,15 @@ def step_size(
 
     def keeper_ok(q: int) -> bool:
         after = _apply(keeper, market_id, sign * q, t.price, step_reward(t, q))
-        return _shortfall(after, terms, buffer_ratio) <= 0
+        return _shortfall(after, terms, buffer_ratio) <= 0 and _under_ceiling(after, terms, max_notional)
 
     own = keeper.positions.get(market_id, (0, 0))[0]
     netted = min(abs(own), upper) if own * size < 0 else 0
     if netted > 0 and keeper_ok(netted):
         return upper if keeper_ok(upper) else _largest(netted, upper, keeper_ok)
     top = netted if netted > 0 else upper
-    return _largest(0, top, keeper_ok)
+    q = _largest(0, top, keeper_ok)
+    return q if q == 0 or keeper_ok(q) else 0
 
 
 def _after_step(account: Book, market_id: int, q: int, terms: Mapping[int, MarketTerms]) -> Book:
@@ -314,6 +339,7 @@ def _partial_steps(
     buffer_ratio: int,
     max_markets: int,
     min_step_notional: int,
+    max_notional: int | None = None,
 ) -> tuple[list[PartialStep], Book]:
     """The steps into ``account``, largest notional first (ties by market id), and the keeper after
     them. A market needs a slot (held, or fewer than ``max_markets`` held); a step of notional
@@ -330,7 +356,7 @@ def _partial_steps(
         if m not in keeper.positions and len(keeper.positions) >= max_markets:
             continue
         t = terms[m]
-        q = step_size(keeper, account, m, terms, buffer_ratio)
+        q = step_size(keeper, account, m, terms, buffer_ratio, max_notional)
         if q == 0 or mul_wad_up(q, t.price) < min_step_notional:
             continue
         steps.append(PartialStep(account.account, m, q))
@@ -394,6 +420,7 @@ def plan_pass(
     max_markets: int = 8,
     min_step_notional: int,
     gas: GasModel,
+    max_notional: int | None = None,
 ) -> PassPlan:
     """The keeper's pass over ``targets`` with its own capital (docs/keeper.md §"How the keeper
     sizes its steps and batches").
@@ -403,17 +430,24 @@ def plan_pass(
     entry); the rest are walked in :func:`plan_liquidations` order with a simulated keeper book:
 
     - **whole** when the keeper's markets ∪ the account's are ≤ ``max_markets`` and, after the
-      takeover, ``F' ≥ ceil(buffer_ratio·IMR')``; consecutive whole takeovers form :class:`Batch`
-      es cut to ``gas.budget``;
+      takeover, ``F' ≥ ceil(buffer_ratio·IMR')`` and (the inherit ceiling, when ``max_notional``
+      is not None) the keeper's gross notional is ``≤ max_notional``; consecutive whole
+      takeovers form :class:`Batch` es cut to ``gas.budget``;
     - else, if the account's equity covers a step's ``K`` (:func:`step_size`), **partial steps**,
-      largest market notional first, never into a market beyond ``max_markets``;
+      largest market notional first, never into a market beyond ``max_markets`` nor past the
+      ceiling;
     - else (or if no step fits) :class:`Unabsorbable`, with the extra margin the whole takeover
       would need, ``max(ceil(buffer·IMR') − F', 0)``; reason ``"market_slots"`` when the whole
       takeover exceeds the slots and either needs no capital or the keeper has no slot for any
-      market of the account, else ``"capital"``.
+      market of the account, else ``"ceiling"`` when slots and capital allowed it but the
+      ceiling did not, else ``"capital"``.
+
+    An account whose whole takeover the ceiling refused is listed in ``ceiling_limited``.
     """
     if buffer_ratio < 0 or max_markets < 1 or min_step_notional < 0:
         raise ValueError("buffer_ratio and min_step_notional must be ≥ 0, max_markets ≥ 1")
+    if max_notional is not None and max_notional < 0:
+        raise ValueError("max_notional must be ≥ 0 (or None: no ceiling)")
     books: dict[str, Book] = {}
     for book in targets:
         books.setdefault(book.account.lower(), book)
@@ -429,25 +463,36 @@ def plan_pass(
     actions: list[Batch | PartialStep] = []
     group: list[tuple[str, int]] = []
     unabsorbable: list[Unabsorbable] = []
+    limited: list[str] = []
     for account in order.targets:
         book = books[account.lower()]
         slots_ok = len(set(sim.positions) | set(book.positions)) <= max_markets
         after = _take_whole(sim, book, terms)
         need = max(_shortfall(after, terms, buffer_ratio), 0)
-        if slots_ok and need == 0:
+        ceiling_ok = _under_ceiling(after, terms, max_notional)
+        if slots_ok and need == 0 and ceiling_ok:
             group.append((book.account, len(book.positions)))
             sim = after
             continue
+        if not ceiling_ok:
+            limited.append(book.account)
         steps: list[PartialStep] = []
         if valuation(book, terms).equity >= 0:
-            steps, sim = _partial_steps(sim, book, terms, buffer_ratio, max_markets, min_step_notional)
+            steps, sim = _partial_steps(
+                sim, book, terms, buffer_ratio, max_markets, min_step_notional, max_notional
+            )
         if steps:
             actions.extend(_batches(group, gas))
             group = []
             actions.extend(steps)
             continue
         no_slot = len(sim.positions) >= max_markets and not set(book.positions) & set(sim.positions)
-        reason = "market_slots" if not slots_ok and (need == 0 or no_slot) else "capital"
+        if not slots_ok and (need == 0 or no_slot):
+            reason = "market_slots"
+        elif not ceiling_ok and need == 0:
+            reason = "ceiling"
+        else:
+            reason = "capital"
         unabsorbable.append(Unabsorbable(book.account, valuation(book, terms).equity, need, reason))
     actions.extend(_batches(group, gas))
     return PassPlan(
@@ -456,4 +501,5 @@ def plan_pass(
         skipped=skipped,
         skipped_self=tuple(books[h.account.lower()] for h in order.skipped_self),
         keeper_after=sim,
+        ceiling_limited=tuple(limited),
     )

@@ -13,10 +13,11 @@ from backstop.units import WAD
 
 #: The keeper's plan defaults (docs/keeper.md), shared with the stress runner's model keeper: keep
 #: free collateral ≥ 10 % of IMR after every takeover, no partial step below 1 unit of quote
-#: notional, batches of at most 5 M estimated gas.
+#: notional, batches of at most 5 M estimated gas, no inherit ceiling (``max_notional``).
 DEFAULT_BUFFER_RATIO = WAD // 10
 DEFAULT_MIN_STEP_NOTIONAL = WAD
 DEFAULT_GAS_BUDGET = 5_000_000
+DEFAULT_MAX_INHERIT_NOTIONAL: int | None = None
 
 
 def play_actions(

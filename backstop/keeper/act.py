@@ -8,7 +8,12 @@ as ``unabsorbable`` with the capital they need), and plays the plan with
 :func:`backstop.decisions.play_actions`: every transaction is dry-run (``eth_call``) and estimated
 first and never sent if that fails; a batch whose dry run fails is split in halves, down to single
 accounts. Transactions go out in windows of ``max_in_flight``, whose receipts are awaited before
-the next window's dry runs, so those see every earlier liquidation mined.
+the next window's dry runs, so those see every earlier liquidation mined. Once a stop is requested
+(``request_stop``), no further action is dry-run or sent; the window in flight is awaited.
+
+With an inherit ceiling (``max_inherit_notional``), accounts whose whole takeover would take the
+keeper's gross notional past it are stepped into partially or left (``unabsorbable
+reason=ceiling``), and one ``inherit_ceiling reached`` line says so.
 
 A receipt is read event by event: each ``Liquidated`` by the keeper is a liquidated account, each
 ``PositionLiquidated`` a partial step, each ``LiquidationSkipped`` a lost race (a competitor got
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from eth_abi import decode as abi_decode
 from hexbytes import HexBytes
@@ -26,8 +32,17 @@ from web3.exceptions import ContractLogicError, Web3RPCError
 
 from backstop.chain.rpc import RpcUnavailable, rpc_message
 from backstop.chain.tx import gas_limit
-from backstop.decisions import AccountHealth, Batch, PartialStep, PassPlan, plan_pass, play_actions
+from backstop.decisions import (
+    AccountHealth,
+    Batch,
+    PartialStep,
+    PassPlan,
+    gross_notional,
+    plan_pass,
+    play_actions,
+)
 from backstop.keeper.index import topic_address
+from backstop.keeper.risk import human
 from backstop.keeper.sender import SendError
 from backstop.keeper.state import PassReport
 
@@ -49,12 +64,21 @@ class Acting:
     dry_run: bool
     max_in_flight: int
     gas_margin_pct: int
+    max_inherit_notional: int | None
+    stopping: bool
+    _own_book: Any  # (block, the keeper's Book, terms) of the last plan
 
-    def act(self, targets: list[AccountHealth], head: int, report: PassReport) -> None:
-        """Plans the pass over ``targets`` (ordered, the keeper excluded) and plays the plan."""
+    def act(
+        self, targets: list[AccountHealth], head: int, report: PassReport, own: AccountHealth | None
+    ) -> None:
+        """Plans the pass over ``targets`` (ordered, the keeper excluded) with the keeper's own
+        health ``own`` (read at ``head``) and plays the plan."""
         if not targets:
             return
-        plan = self._plan(targets, head)
+        if self.stopping:
+            report.stopped = True
+            return
+        plan = self._plan(targets, head, own)
         if plan is None:
             report.failed += len(targets)
             return
@@ -64,9 +88,23 @@ class Acting:
                 logging.WARNING,
                 "unabsorbable",
                 account=u.account,
-                equity=u.equity,
-                capital_needed=u.capital_needed,
+                equity=human(u.equity),
+                capital_needed=human(u.capital_needed),
                 reason=u.reason,
+            )
+        if plan.ceiling_limited:
+            report.ceiling_limited.extend(plan.ceiling_limited)
+            _, before, terms = self._own_book  # type: ignore[misc]
+            untaken = {u.account for u in plan.unabsorbable}
+            self._event(
+                logging.WARNING,
+                "inherit_ceiling",
+                word="reached",
+                ceiling=human(self.max_inherit_notional or 0),
+                notional_before=human(gross_notional(before, terms)),
+                notional_after=human(gross_notional(plan.keeper_after, terms)),
+                partial=sum(1 for a in plan.ceiling_limited if a not in untaken),
+                untaken=sum(1 for a in plan.ceiling_limited if a in untaken),
             )
         window: list[_InFlight] = []
 
@@ -75,9 +113,17 @@ class Acting:
                 self._await(tx, report)
             window.clear()
 
+        def stop_seen() -> bool:
+            if self.stopping and not report.stopped:
+                report.stopped = True
+                self._event(logging.INFO, "stopping", in_flight=len(window))
+            return report.stopped
+
         def batch(b: Batch) -> bool:
-            if len(window) >= self.max_in_flight:
+            if len(window) >= self.max_in_flight and not stop_seen():
                 flush()
+            if stop_seen():  # also a signal that came while the window's receipts were awaited
+                return True  # nothing more is sent; not a dry-run verdict, so not split
             data = self.engine_abi.liquidate_many_call(b.accounts)
             ok, sent = self._try(data, b.accounts, ",".join(b.accounts), report, batch=True)
             if sent is not None:
@@ -86,8 +132,10 @@ class Acting:
             return ok
 
         def step(s: PartialStep) -> None:
-            if len(window) >= self.max_in_flight:
+            if len(window) >= self.max_in_flight and not stop_seen():
                 flush()
+            if stop_seen():
+                return
             data = self.engine_abi.liquidate_position_call(s.account, s.market_id, s.size)
             _, sent = self._try(
                 data, (s.account,), f"{s.account} {s.market_id} {s.size}", report, batch=False
@@ -103,9 +151,8 @@ class Acting:
 
     # --- planning ----------------------------------------------------------------------------------
 
-    def _plan(self, targets: list[AccountHealth], head: int) -> PassPlan | None:
+    def _plan(self, targets: list[AccountHealth], head: int, own: AccountHealth | None) -> PassPlan | None:
         """The capital plan of the pass, or None if the keeper's own book cannot be valued."""
-        [own] = self._health([self.address], head) or [None]
         if own is None:
             self._event(logging.ERROR, "failed", stage="plan", error="own health unreadable")
             return None
@@ -116,6 +163,7 @@ class Acting:
         if not set(keeper_book.positions) <= set(terms):
             self._event(logging.ERROR, "failed", stage="plan", error="a market of the keeper is unpriced")
             return None
+        self._own_book = (head, keeper_book, terms)
         priced = [b for b in target_books if set(b.positions) <= set(terms)]
         for b in target_books:
             if b not in priced:
@@ -127,6 +175,7 @@ class Acting:
             buffer_ratio=self.buffer_ratio,
             min_step_notional=self.min_step_notional,
             gas=self.gas_model,
+            max_notional=self.max_inherit_notional,
         )
 
     # --- sending -----------------------------------------------------------------------------------

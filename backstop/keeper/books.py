@@ -7,6 +7,10 @@ Reads are ``eth_call`` views pinned to one block. The many small ones (``markets
 refuses batches gets them one by one. A market whose price cannot be read (a stale feed) has no
 terms: the accounts that hold it cannot be liquidated until it is fresh, and the caller leaves
 them out.
+
+Prices and market parameters are read once per block (:meth:`BookReader.prices` reads every
+listed market's price, naming the oracle adapter's revert, e.g. ``StalePrice``); later reads at
+the same block come from that cache.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import ContractLogicError, Web3RPCError
 
+from backstop.chain.abi import error_name
 from backstop.chain.rpc import Retrier
 from backstop.decisions import AccountHealth, Book, MarketTerms
 from backstop.keeper.engine_abi import EngineAbi
@@ -40,6 +45,17 @@ class BookReader:
         self.rpc = rpc
         self._oracle: str | None = None
         self._batching = True
+        # Per-block caches (only for a block given by number).
+        self._cached_at: int | str | None = None
+        self._prices: dict[int, int | str] = {}
+        self._params: dict[int, dict[str, Any]] = {}
+
+    def prices(self, block: int | str) -> dict[int, int | str]:
+        """Every listed market's oracle price at ``block`` (``marketCount`` once, ``priceOf`` per
+        market): the WAD price, or the name of the adapter's revert (``StalePrice``,
+        ``SequencerDown``...) when it refuses one."""
+        (count,) = abi_decode(["uint256"], self._call(self.engine, self.abi.market_count_selector, block))
+        return {m: self._price_or_error(m, block) for m in range(count)}
 
     def books(self, healths: Sequence[AccountHealth], block: int | str) -> list[Book]:
         """One :class:`Book` per health reading: its margin and pending loss as read, and its
@@ -76,21 +92,40 @@ class BookReader:
 
     # --- internals -------------------------------------------------------------------------------
 
+    def _cache(self, block: int | str) -> None:
+        if block != self._cached_at or not isinstance(block, int):
+            self._cached_at = block
+            self._prices = {}
+            self._params = {}
+
     def _market_params(self, market_id: int, block: int | str) -> dict[str, Any]:
-        # Read every pass: a timelocked change may have been executed since.
-        return self.abi.decode_market_params(
-            self._call(self.engine, self.abi.market_params_call(market_id), block)
-        )
+        # Read every pass (once per block): a timelocked change may have been executed since.
+        self._cache(block)
+        if market_id not in self._params:
+            self._params[market_id] = self.abi.decode_market_params(
+                self._call(self.engine, self.abi.market_params_call(market_id), block)
+            )
+        return self._params[market_id]
 
     def _price(self, market_id: int, block: int | str) -> int | None:
+        price = self._price_or_error(market_id, block)
+        # Stale, or the sequencer is down: the engine would refuse the same.
+        return price if isinstance(price, int) else None
+
+    def _price_or_error(self, market_id: int, block: int | str) -> int | str:
+        self._cache(block)
+        if market_id in self._prices:
+            return self._prices[market_id]
         if self._oracle is None:
             (oracle,) = abi_decode(["address"], self._call(self.engine, self.abi.oracle_selector, block))
             self._oracle = to_checksum_address(oracle)
         try:
             raw = self._call(self._oracle, PRICE_OF + abi_encode(["uint256"], [market_id]), block)
-        except ContractLogicError:
-            return None  # stale, or the sequencer is down: the engine would refuse the same
-        return int(abi_decode(["uint256"], raw)[0])
+            price: int | str = int(abi_decode(["uint256"], raw)[0])
+        except ContractLogicError as err:
+            price = _revert_name(err, self.abi.errors)
+        self._prices[market_id] = price
+        return price
 
     def _call(self, to: str, data: bytes, block: int | str) -> bytes:
         call = {"to": to, "data": HexBytes(data)}
@@ -120,3 +155,13 @@ class BookReader:
         except (Web3RPCError, ValueError, TypeError, NotImplementedError):
             self._batching = False  # this node or provider does not take batches
             return self._each(datas, block)
+
+
+def _revert_name(err: ContractLogicError, names: dict[bytes, str]) -> str:
+    """A revert's custom error name (``StalePrice``), its selector, or ``reverted``."""
+    data = getattr(err, "data", None)
+    if isinstance(data, str | bytes) and data:
+        raw = bytes(HexBytes(data))
+        if len(raw) >= 4:
+            return error_name(raw, names)
+    return "reverted"

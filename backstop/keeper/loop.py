@@ -17,6 +17,12 @@ index in :mod:`backstop.keeper.state` and nonces, fees and sending in :mod:`back
    transactions whose receipts are awaited before the next window's dry runs. A batch whose dry
    run fails is split in halves, down to single accounts.
 
+After acting, the keeper values its own book (``own_risk``: equity, IMR, MMR, free collateral,
+gross notional, leverage, buffer, in human units; :mod:`backstop.keeper.risk`), warns while its
+buffer is under ``min_buffer`` (``own_buffer_low``), and the ``pass`` line names the markets whose
+oracle price was stale or unreadable (``stale_markets``). ``request_stop()`` (the script's SIGTERM
+and SIGINT handler) ends the loop after the in-flight receipts are awaited.
+
 A competitor that liquidates first is a *lost race*, counted apart from failures: the engine
 skips the account in a batch (``LiquidationSkipped``), a batch's dry run liquidates nobody, or a
 partial step's dry run reverts ``NotLiquidatable``. Transport failures are retried with backoff
@@ -29,7 +35,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,14 +48,24 @@ from backstop.chain.abi import error_name
 from backstop.chain.rpc import Retrier, RpcUnavailable, rpc_message
 from backstop.chain.tx import DEFAULT_GAS_MARGIN_PCT
 from backstop.decisions import AccountHealth, GasModel, plan_liquidations
-from backstop.decisions.fallback import DEFAULT_BUFFER_RATIO, DEFAULT_GAS_BUDGET, DEFAULT_MIN_STEP_NOTIONAL
+from backstop.decisions.fallback import (
+    DEFAULT_BUFFER_RATIO,
+    DEFAULT_GAS_BUDGET,
+    DEFAULT_MAX_INHERIT_NOTIONAL,
+    DEFAULT_MIN_STEP_NOTIONAL,
+)
 from backstop.keeper.act import Acting
 from backstop.keeper.books import BookReader
 from backstop.keeper.engine_abi import EngineAbi, load_engine_abis
 from backstop.keeper.index import AccountIndex
+from backstop.keeper.risk import DEFAULT_MIN_BUFFER, OwnRisk, human, ratio
 from backstop.keeper.sender import TxSender
 from backstop.keeper.signer import Signer
 from backstop.keeper.state import COUNTER_NAMES, KeeperConfigError, PassReport
+from backstop.units import WAD
+
+#: The longest wait between passes while the node is down (seconds).
+DEFAULT_MAX_BACKOFF = 5.0
 
 
 class Keeper(Acting, AccountIndex):
@@ -66,8 +82,17 @@ class Keeper(Acting, AccountIndex):
     re-checked by one ``healthOf`` call, dry-run and sent before their receipts are awaited; 1
     waits for each receipt before the next dry-run), ``receipt_timeout`` (seconds), and the
     capital plan's ``gas_budget`` (gas per ``liquidateMany``), ``buffer_ratio`` (WAD: free
-    collateral kept above that share of the keeper's IMR after each takeover) and
-    ``min_step_notional`` (WAD: the smallest partial step worth a transaction).
+    collateral kept above that share of the keeper's IMR after each takeover),
+    ``min_step_notional`` (WAD: the smallest partial step worth a transaction) and
+    ``max_inherit_notional`` (WAD, the inherit ceiling: the keeper's gross notional after the
+    plan, None for none); ``min_buffer`` (WAD: ``own_buffer_low`` while free collateral < that
+    share of the keeper's IMR), ``market_names`` (market id → name, for the log lines) and
+    ``max_backoff`` (seconds: the longest wait while the node is down).
+
+    After each pass ``last_pass`` (the :class:`PassReport`), ``own_risk``
+    (:class:`~backstop.keeper.risk.OwnRisk`), ``own_buffer_low`` and ``stale_markets`` (name →
+    revert) hold the pass's figures; ``stale_passes`` counts, per market name, the passes in
+    which its price was stale or unreadable.
     """
 
     def __init__(
@@ -91,13 +116,23 @@ class Keeper(Acting, AccountIndex):
         gas_budget: int = DEFAULT_GAS_BUDGET,
         buffer_ratio: int = DEFAULT_BUFFER_RATIO,
         min_step_notional: int = DEFAULT_MIN_STEP_NOTIONAL,
+        max_inherit_notional: int | None = DEFAULT_MAX_INHERIT_NOTIONAL,
+        min_buffer: int = DEFAULT_MIN_BUFFER,
+        market_names: Mapping[int, str] | None = None,
+        max_backoff: float = DEFAULT_MAX_BACKOFF,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         if batch_size < 1 or log_range < 1 or max_in_flight < 1 or reorg_depth < 0:
             raise KeeperConfigError("batch_size, log_range and max_in_flight must be ≥ 1, reorg_depth ≥ 0")
         if gas_budget < 100_000 or buffer_ratio < 0 or min_step_notional < 0:
             raise KeeperConfigError("gas_budget must be ≥ 100,000; buffer_ratio and min_step_notional ≥ 0")
+        if (
+            (max_inherit_notional is not None and max_inherit_notional < 0)
+            or min_buffer < 0
+            or max_backoff <= 0
+        ):
+            raise KeeperConfigError("max_inherit_notional and min_buffer must be ≥ 0, max_backoff > 0")
         self.web3 = web3
         # The keeper's own client on the same connection, without web3's default middleware: the
         # validation middleware adds an eth_chainId round trip to every eth_call and estimate,
@@ -119,9 +154,22 @@ class Keeper(Acting, AccountIndex):
         self.gas_model = GasModel(budget=gas_budget)
         self.buffer_ratio = buffer_ratio
         self.min_step_notional = min_step_notional
+        self.max_inherit_notional = max_inherit_notional
+        self.min_buffer = min_buffer
+        self.market_names = dict(market_names or {})
+        self.max_backoff = max_backoff
         self._clock = clock
-        self._sleep = sleep
-        self.rpc = Retrier(max_retries=max_retries, logger=self.log, sleep=sleep)
+        self._stop_requested = False
+        # Retries and receipt polls sleep plainly; the loop's waits (``_pause``) end early on a stop.
+        self._sleep = sleep if sleep is not None else time.sleep
+        self._pause = sleep if sleep is not None else self._nap
+        self.rpc = Retrier(max_retries=max_retries, logger=self.log, sleep=self._sleep)
+        self.last_pass: PassReport | None = None
+        self.own_risk: OwnRisk | None = None
+        self.own_buffer_low = False
+        self.stale_markets: dict[str, str] = {}
+        self.stale_passes: dict[str, int] = {}
+        self._own_book: tuple[int, Any, Any] | None = None  # (block, Book, terms) from the plan
 
         if abi is None:
             abi, other_abis = load_engine_abis()
@@ -157,15 +205,41 @@ class Keeper(Acting, AccountIndex):
             batch_size=self.batch_size,
         )
         [own] = self._health([self.address], "latest") or [None]
-        if own is not None and own.margin <= 0 and not self.dry_run:
+        if own is not None and own.margin <= 0:
             # The liquidator takes the positions over and must end with E ≥ IMR (docs/design.md §4).
-            self._event(logging.WARNING, "no_margin", keeper=self.address, margin=own.margin)
+            self._event(logging.WARNING, "no_margin", keeper=self.address, margin=human(own.margin))
+
+    # --- stopping ----------------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Ask the keeper to stop (safe from a signal handler): the pass in progress sends nothing
+        more, awaits the receipts in flight and ends; ``run_forever`` then returns."""
+        self._stop_requested = True
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop_requested
+
+    def _nap(self, seconds: float) -> None:
+        """The default sleep: in slices of at most 0.1 s, cut short by :meth:`request_stop`."""
+        deadline = time.monotonic() + seconds
+        while not self._stop_requested:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(left, 0.1))
+
+    def persist(self) -> None:
+        """Saves the cursor and the account index now (at stop)."""
+        if self.state_path is not None:
+            self._persist(self._synced_to, force=True)
 
     # --- logging -----------------------------------------------------------------------------------
 
-    def _event(self, level: int, event: str, **fields: Any) -> None:
-        """One structured line: ``keeper <event> k=v k=v`` (values with spaces are quoted)."""
-        parts = []
+    def _event(self, level: int, event: str, *, word: str | None = None, **fields: Any) -> None:
+        """One structured line: ``keeper <event> [word] k=v k=v`` (values with spaces are quoted;
+        ``word``, e.g. ``reached``, follows the event name)."""
+        parts = [word] if word else []
         for key, value in fields.items():
             text = str(value).lower() if isinstance(value, bool) else str(value)
             if not text or any(c.isspace() for c in text) or '"' in text:
@@ -206,12 +280,20 @@ class Keeper(Acting, AccountIndex):
     # --- 4. act ------------------------------------------------------------------------------------
 
     def run_once(self) -> PassReport:
-        """One pass: sync, scan, decide, act on every decided account (see the module docstring).
-        Raises ``RpcUnavailable`` only if the node stays down while syncing or scanning; a failure
-        while acting on one account is counted and the pass moves on."""
+        """One pass: sync, read every market's price, scan, decide, act on every decided account,
+        value the keeper's own book (see the module docstring). Raises ``RpcUnavailable`` only if
+        the node stays down while syncing or scanning; a failure while acting on one account is
+        counted and the pass moves on."""
         started = self._clock()
         report = PassReport()
         head = self.sync_accounts()
+        prices = self.books.prices(head)
+        report.stale_markets = {self.market_name(m): p for m, p in prices.items() if isinstance(p, str)}
+        for m, error in prices.items():
+            if isinstance(error, str):
+                self._event(
+                    logging.WARNING, "price_unreadable", market=self.market_name(m), id=m, error=error
+                )
         snapshot = self.scan(head)
         report.scanned = len(snapshot)
         plan = plan_liquidations(snapshot, self.address)
@@ -226,10 +308,15 @@ class Keeper(Acting, AccountIndex):
         )
 
         for health in plan.skipped_self:
-            self._event(logging.WARNING, "skip_self", account=health.account, buffer=health.buffer)
+            self._event(logging.WARNING, "skip_self", account=health.account, buffer=human(health.buffer))
         by_address = {h.account: h for h in snapshot}
+        # The keeper's own health: from the scan when it is indexed (it ever held a position).
+        own = by_address.get(self.address)
+        if own is None and self.address.lower() not in self._accounts:
+            [own] = self._health([self.address], head) or [None]
+        self._own_book = None
         try:
-            self.act([by_address[a] for a in plan.targets], head, report)
+            self.act([by_address[a] for a in plan.targets], head, report, own)
         except (RpcUnavailable, Web3RPCError) as err:
             report.failed += len(plan.targets) - len(report.liquidated)
             error = rpc_message(err) if isinstance(err, Web3RPCError) else str(err)
@@ -237,12 +324,17 @@ class Keeper(Acting, AccountIndex):
 
         end_head = self.rpc.call("eth_blockNumber", lambda: self._w3.eth.block_number)
         report.lag_blocks = max(end_head - head, 0)
+        self._own_risk(own, head, end_head, report)
         for name in COUNTER_NAMES:
             if name != "lag":
                 self.counters[name] += getattr(report, name)
         self.counters["lag"] = report.lag_blocks
         self.counters["passes"] += 1
         self.counters["rpc_retries"] = self.rpc.retries
+        self.stale_markets = dict(report.stale_markets)
+        for name in report.stale_markets:
+            self.stale_passes[name] = self.stale_passes.get(name, 0) + 1
+        self.last_pass = report
         self._event(
             logging.INFO,
             "pass",
@@ -258,9 +350,63 @@ class Keeper(Acting, AccountIndex):
             lost_races=report.lost_races,
             lag=report.lag_blocks,
             rpc_retries=self.rpc.retries,
+            stale_markets=",".join(report.stale_markets) or "-",
             elapsed_ms=int((self._clock() - started) * 1000),
         )
         return report
+
+    def market_name(self, market_id: int) -> str:
+        """The market's name from ``market_names`` (its id when unnamed)."""
+        return self.market_names.get(market_id, str(market_id))
+
+    # --- the keeper's own risk ---------------------------------------------------------------------
+
+    def _own_risk(self, own: AccountHealth | None, head: int, end_head: int, report: PassReport) -> None:
+        """Values the keeper's book after the pass: the plan's reading when the pass mined nothing,
+        else one more ``healthOf`` and book read at ``end_head``; logs ``own_risk`` and, while the
+        buffer is under ``min_buffer``, ``own_buffer_low``."""
+        try:
+            if report.confirmed == 0 and self._own_book is not None and self._own_book[0] == head:
+                _, book, terms = self._own_book
+                block = head
+            else:
+                block = end_head if report.confirmed else head
+                if report.confirmed:
+                    [own] = self._health([self.address], block) or [None]
+                if own is None:  # logged (health_unreadable) when it was read
+                    raise ValueError("its health is unreadable")
+                [book] = self.books.books([own], block)
+                terms = self.books.terms(set(book.positions), block)
+            risk = OwnRisk.of(book, terms, block)
+        except ValueError as err:
+            self.own_risk = None
+            self._event(logging.WARNING, "own_risk_unreadable", keeper=self.address, error=str(err))
+            return
+        except (RpcUnavailable, Web3RPCError) as err:
+            self.own_risk = None
+            error = rpc_message(err) if isinstance(err, Web3RPCError) else str(err)
+            self._event(logging.WARNING, "own_risk_unreadable", keeper=self.address, error=error)
+            return
+        report.own_risk = self.own_risk = risk
+        self._event(logging.INFO, "own_risk", block=block, **risk.fields())
+        low = risk.buffer_low(self.min_buffer)
+        if low:
+            self._event(
+                logging.WARNING,
+                "own_buffer_low",
+                buffer=ratio(risk.free, risk.imr),
+                min_buffer=ratio(self.min_buffer, WAD),
+                free=human(risk.free),
+                imr=human(risk.imr),
+            )
+        elif self.own_buffer_low:
+            self._event(
+                logging.INFO,
+                "own_buffer_recovered",
+                buffer=ratio(risk.free, risk.imr),
+                min_buffer=ratio(self.min_buffer, WAD),
+            )
+        report.own_buffer_low = self.own_buffer_low = low
 
     def _why(self, err: Exception) -> str:
         """A revert's custom error name (or its raw selector / message)."""
@@ -290,23 +436,24 @@ class Keeper(Acting, AccountIndex):
 
     def run_forever(self, poll_interval: float = 1.0, max_passes: int | None = None) -> None:
         """One pass per new block (polling the head every ``poll_interval`` s) until
-        ``max_passes`` passes ran (forever if None). A node that stays down is logged and waited
-        out with growing delays (up to 60 s); a pass never starts twice on the same head."""
+        ``max_passes`` passes ran (forever if None) or :meth:`request_stop` was called. A node
+        that stays down is logged and waited out with doubling delays, at most ``max_backoff``
+        (5 s); a pass never starts twice on the same head."""
         passes = 0
         failures = 0
         last_head: int | None = None
-        while max_passes is None or passes < max_passes:
+        while (max_passes is None or passes < max_passes) and not self._stop_requested:
             try:
                 head = self.rpc.call("eth_blockNumber", lambda: self._w3.eth.block_number)
                 if head == last_head:
-                    self._sleep(poll_interval)
+                    self._pause(poll_interval)
                     continue
                 self.run_once()
                 last_head = head
                 failures = 0
             except RpcUnavailable as err:
                 failures += 1
-                wait = min(poll_interval * 2**failures, 60.0)
+                wait = min(poll_interval * 2**failures, self.max_backoff)
                 self._event(logging.ERROR, "pass_failed", error=str(err), retry_in_s=wait)
-                self._sleep(wait)
+                self._pause(wait)
             passes += 1

@@ -33,9 +33,20 @@ class PassReport:
     partial_steps: int = 0
     liquidated: list[str] = field(default_factory=list)
     tx_hashes: list[str] = field(default_factory=list)
-    #: Liquidatable accounts the keeper's capital (or market slots) could not take: each with the
-    #: capital it would need (``backstop.decisions.Unabsorbable``).
+    #: Liquidatable accounts the keeper's capital (or market slots, or the inherit ceiling) could
+    #: not take: each with the capital it would need (``backstop.decisions.Unabsorbable``).
     unabsorbable: list[Any] = field(default_factory=list)
+    #: Accounts whose whole takeover the inherit ceiling refused (taken partially or not at all).
+    ceiling_limited: list[str] = field(default_factory=list)
+    #: Markets whose oracle price was stale or unreadable at the pass's block: name → the
+    #: adapter's revert (``StalePrice``...).
+    stale_markets: dict[str, str] = field(default_factory=dict)
+    #: The keeper's own risk after the pass (``backstop.keeper.risk.OwnRisk``; None if its book
+    #: could not be valued) and whether its buffer was under ``min_buffer``.
+    own_risk: Any = None
+    own_buffer_low: bool = False
+    #: A stop was requested (SIGTERM/SIGINT): the pass sent nothing more once it was seen.
+    stopped: bool = False
 
 
 class KeeperStateError(Exception):

@@ -16,7 +16,12 @@ from backstop.decisions import (
     plan_pass,
     play_actions,
 )
-from backstop.decisions.fallback import DEFAULT_BUFFER_RATIO, DEFAULT_GAS_BUDGET, DEFAULT_MIN_STEP_NOTIONAL
+from backstop.decisions.fallback import (
+    DEFAULT_BUFFER_RATIO,
+    DEFAULT_GAS_BUDGET,
+    DEFAULT_MAX_INHERIT_NOTIONAL,
+    DEFAULT_MIN_STEP_NOTIONAL,
+)
 from backstop.model import Model, ModelRevert
 from backstop.scenario import (
     ALL,
@@ -272,6 +277,7 @@ class ModelBackend(Players):
             terms,
             buffer_ratio=DEFAULT_BUFFER_RATIO,
             min_step_notional=DEFAULT_MIN_STEP_NOTIONAL,
+            max_notional=DEFAULT_MAX_INHERIT_NOTIONAL,
             gas=gas,
         )
 

@@ -531,7 +531,7 @@ def test_small_keeper_steps_into_a_whale_and_reports_what_it_cannot_absorb(
         "capital",
     )
     assert (
-        f"keeper unabsorbable account={deep.address} equity={-400 * WAD} capital_needed={1_560 * WAD}"
+        f"keeper unabsorbable account={deep.address} equity=-400.00 capital_needed=1,560.00 reason=capital"
         in caplog.text
     )
     assert (report.partial_steps, report.sent, report.confirmed, report.liquidated) == (1, 1, 1, [])
@@ -589,3 +589,172 @@ def test_a_batch_whose_dry_run_fails_is_halved_and_the_rest_goes_through(
     assert f"keeper failed account={k.address} stage=dry_run error=SelfLiquidation" in caplog.text
     mirror(system, liquidations(chain.provider.web3, system.engine.address, start_block))
     system.check(*book, *shorts, k)
+
+
+# --- the keeper's own risk -------------------------------------------------------------------------
+
+
+def health_calls(proxy: RpcProxy, engine: str, selector: bytes) -> int:
+    """``healthOf`` eth_calls through ``proxy`` so far."""
+    with proxy._lock:
+        exchanges = list(proxy.exchanges)
+    return sum(
+        1
+        for ex in exchanges
+        if ex.method == "eth_call"
+        and ex.params[0]["to"].lower() == engine.lower()
+        and ex.params[0]["data"].lower().startswith("0x" + selector.hex())
+    )
+
+
+def test_the_keeper_logs_its_own_leverage_after_each_pass(
+    system, chain, traders, shorts, accounts, start_block, caplog
+):
+    """A keeper with 20,000 of margin takes the eight accounts below maintenance at 1,800: 15 ETH
+    (N = 27,000, IMR 2,700, MMR 1,350) at the oracle price (u = 0) and K = 1 % of N = 270, so
+    E = 20,270, F = 17,570, leverage 27,000 / 20,270 = 1.33x, buffer 17,570 / 2,700 = 6.51:
+    under a min_buffer of 7, so own_buffer_low on every pass."""
+    caplog.set_level(logging.INFO, logger="backstop.keeper")
+    eth = system.add_market(ETH)
+    book = open_book(system, eth, ETH, ETH_BOOK, traders, shorts)
+    k = accounts[43]
+    system.deposit(k, 20_000 * TOKEN)
+    system.set_price(eth, 1800 * WAD)
+    expected = model_order(system, book)
+    assert sum(size for (_, size), t in zip(ETH_BOOK, book, strict=True) if t.address in expected) == 15
+
+    with RpcProxy(chain.provider.uri) as proxy:
+        keeper = Keeper(
+            web3_for(proxy.url),
+            system.engine.address,
+            LocalSigner(k.private_key),
+            start_block=start_block,
+            min_buffer=7 * WAD,
+        )
+        selector = keeper.engine_abi.health_selector
+        report = keeper.run_once()
+        assert report.liquidated == expected
+        views = (
+            system.engine.equityOf(k),
+            system.engine.initialMarginOf(k),
+            system.engine.maintenanceMarginOf(k),
+            system.engine.freeCollateralOf(k),
+        )
+        assert views == (20_270 * WAD, 2_700 * WAD, 1_350 * WAD, 17_570 * WAD)
+        assert system.engine.positionOf(k, eth)[0] == 15 * WAD
+        risk = keeper.own_risk
+        assert (risk.equity, risk.imr, risk.mmr, risk.free, risk.notional) == (*views, 27_000 * WAD)
+        assert report.own_risk == risk and report.own_buffer_low and keeper.own_buffer_low
+        line = (
+            "equity=20,270.00 imr=2,700.00 mmr=1,350.00 free=17,570.00 notional=27,000.00 "
+            "leverage=1.33x buffer=6.51"
+        )
+        assert f"keeper own_risk block={risk.block} {line}" in caplog.messages
+        low = "keeper own_buffer_low buffer=6.51 min_buffer=7.00 free=17,570.00 imr=2,700.00"
+        assert caplog.messages.count(low) == 1
+
+        # The next pass finds nothing to do: the same figures, read from the scan (the keeper is
+        # indexed now) with no healthOf call of its own, and the warning again.
+        before = health_calls(proxy, system.engine.address, selector)
+        again = keeper.run_once()
+        assert health_calls(proxy, system.engine.address, selector) - before == 1  # the scan's
+    assert again.sent == 0
+    assert f"keeper own_risk block={again.own_risk.block} {line}" in caplog.messages
+    assert caplog.messages.count(low) == 2
+    mirror(system, liquidations(chain.provider.web3, system.engine.address, start_block))
+    system.check(*book, *shorts, k)
+
+
+def test_the_keeper_honours_the_inherit_ceiling(
+    system, chain, traders, shorts, accounts, start_block, caplog
+):
+    """A ceiling of 2,000 of notional at ETH 1,800: ``b`` (long 2 with 480, E − MMR = −100) comes
+    first; taking it whole (N = 3,600) would pass the ceiling, so the keeper takes the partial step
+    that fits, q = floor(2,000 / 1,800 · 1e18) wei = 1.111… ETH (N = 1,999.99…). Nothing is left
+    for ``a`` (long 1 with 210, solvent): ``unabsorbable reason=ceiling``. On the next pass the
+    keeper, at its ceiling, takes nothing."""
+    caplog.set_level(logging.INFO, logger="backstop.keeper")
+    eth = system.add_market(ETH)
+    b, a = open_book(system, eth, ETH, [(480, 2), (210, 1)], traders[:2], shorts)
+    k = accounts[44]
+    system.deposit(k, 100_000 * TOKEN)
+    system.set_price(eth, 1800 * WAD)
+    assert model_order(system, [a, b]) == [b.address, a.address]
+
+    keeper = Keeper(
+        web3_for(chain.provider.uri),
+        system.engine.address,
+        LocalSigner(k.private_key),
+        start_block=start_block,
+        max_inherit_notional=2_000 * WAD,
+    )
+    report = keeper.run_once()
+
+    q = 2_000 * WAD * WAD // (1800 * WAD)
+    assert q == 1_111_111_111_111_111_111
+    assert (report.partial_steps, report.sent, report.confirmed, report.liquidated) == (1, 1, 1, [])
+    assert report.ceiling_limited == [b.address, a.address]
+    [u] = report.unabsorbable
+    assert (u.account, u.equity, u.capital_needed, u.reason) == (a.address, 10 * WAD, 0, "ceiling")
+    size, _ = system.engine.positionOf(k, eth)
+    assert size == q
+    # N = ceil(q·1,800) = 1,999.9999999999999998 ≤ 2,000; one wei more of base would pass it.
+    assert keeper.own_risk.notional == size * 1800 == 2_000 * WAD - 200
+    assert (size + 1) * 1800 > 2_000 * WAD
+    assert (
+        "keeper inherit_ceiling reached ceiling=2,000.00 notional_before=0.00 notional_after=2,000.00 "
+        "partial=1 untaken=1"
+    ) in caplog.messages
+    assert f"keeper unabsorbable account={a.address} equity=10.00 capital_needed=0.00 reason=ceiling" in (
+        caplog.messages
+    )
+    system.model.liquidate_position(b.address, eth, q, k.address)
+    system.check(a, b, *shorts, k)
+
+    again = keeper.run_once()
+    assert again.liquidatable == 2 and again.sent == 0
+    assert system.engine.positionOf(k, eth)[0] == q
+    assert (
+        "keeper inherit_ceiling reached ceiling=2,000.00 notional_before=2,000.00 notional_after=2,000.00 "
+        "partial=0 untaken=2"
+    ) in caplog.messages
+
+
+# --- the node down ---------------------------------------------------------------------------------
+
+
+def test_backoff_is_capped_while_the_node_is_down(system, chain, keeper_accounts, caplog):
+    """Every request fails for six loop iterations: the waits between them double from the poll
+    interval (1 s) and stop at 5 s; when the node is back, the next iteration runs a pass."""
+    caplog.set_level(logging.INFO, logger="backstop.keeper")
+    waits: list[float] = []
+    with RpcProxy(chain.provider.uri) as proxy:
+
+        def sleep(seconds: float) -> None:
+            waits.append(seconds)
+            if sum(1 for w in waits if w >= 1) == 6:
+                proxy.fail_every = 0  # the node is back
+
+        keeper = Keeper(
+            web3_for(proxy.url),
+            system.engine.address,
+            LocalSigner(keeper_accounts[0].private_key),
+            sleep=sleep,
+        )
+        proxy.fail_every = 1
+        keeper.run_forever(poll_interval=1.0, max_passes=7)
+
+    backoffs = [w for w in waits if w >= 1]
+    assert backoffs == [2.0, 4.0, 5.0, 5.0, 5.0, 5.0]
+    assert max(waits) == 5.0
+    failed = [m for m in caplog.messages if m.startswith("keeper pass_failed")]
+    assert len(failed) == 6 and failed[-1].endswith("retry_in_s=5.0")
+    assert keeper.counters["passes"] == 1
+    assert any(m.startswith("keeper pass block=") for m in caplog.messages)
+
+
+def test_no_margin_is_warned_in_dry_run_mode_too(system, chain, accounts, caplog):
+    caplog.set_level(logging.INFO, logger="backstop.keeper")
+    k = accounts[45]  # never deposited
+    Keeper(web3_for(chain.provider.uri), system.engine.address, LocalSigner(k.private_key), dry_run=True)
+    assert f"keeper no_margin keeper={k.address} margin=0.00" in caplog.messages
