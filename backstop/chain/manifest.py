@@ -1,5 +1,6 @@
-"""The deployment manifest (``deployments/<chain id>.json``), reusing a live suite, and verification:
-every address and parameter re-read from chain and compared with the config and the manifest.
+"""The deployment manifest (``deployments/<chain id>.json``), reusing a live suite, and the runs of
+``ape run deploy`` (plain, ``--plan``, ``--apply``). Verification is :mod:`backstop.chain.verify`,
+the timelock's side of plan/apply :mod:`backstop.chain.timelock`.
 
 Re-running a deployment is idempotent: with a manifest whose contracts still have code on chain,
 nothing is deployed again (markets added to the config since are listed). Before any transaction
@@ -22,42 +23,27 @@ from typing import Any
 from eth_utils import keccak
 
 from backstop.chain.deploy import Deployment, add_missing_markets, deploy_suite
-from backstop.chain.plan import (
-    EXECUTION_WINDOW,
-    MARKET_FIELDS,
-    SEQUENCER,
-    SEQUENCER_FIELDS,
-    ZERO_ADDRESS,
-    Update,
-    duration,
-    plan_target,
-    when,
-)
-from backstop.config import MOCK, ConfigError, SuiteConfig, check_suite
+from backstop.chain.plan import Update
+from backstop.chain.timelock import apply_updates, as_on_chain, pending_entries, read_updates
+from backstop.chain.verify import DeploymentMismatch, TimelockedChanges, role_problems, verify
+from backstop.config import ConfigError, SuiteConfig, check_suite
+
+__all__ = [
+    "DeploymentMismatch",
+    "TimelockedChanges",
+    "deploy_or_reuse",
+    "load_deployment",
+    "manifest_of",
+    "manifest_path",
+    "plan",
+    "role_problems",
+    "verify",
+    "write_manifest",
+]
 
 log = logging.getLogger("backstop.deploy")
 #: The checkout holding these sources and the contracts they deploy.
 SOURCES = Path(__file__).resolve().parents[2]
-
-
-class DeploymentMismatch(RuntimeError):
-    """What is on chain differs from the config or the manifest."""
-
-    def __init__(self, problems: list[str]):
-        super().__init__("deployment check failed:\n  - " + "\n  - ".join(problems))
-        self.problems = problems
-
-
-class TimelockedChanges(DeploymentMismatch):
-    """The config changes listed markets or the sequencer feed, which only ``--apply`` may do (the
-    engine's timelock). ``problems`` are the plan's lines, indented as ``--plan`` prints them."""
-
-    def __init__(self, problems: list[str]):
-        RuntimeError.__init__(
-            self,
-            "the config changes timelocked parameters; nothing sent:\n  " + "\n  ".join(problems),
-        )
-        self.problems = problems
 
 
 def code_hash(chain, address: str) -> str | None:
@@ -305,165 +291,6 @@ def _listed(deployment: Deployment, config: SuiteConfig) -> SuiteConfig:
     return replace(config, markets=tuple(m for m in config.markets if m.name in deployment.market_ids))
 
 
-def read_updates(chain, deployment: Deployment, config: SuiteConfig) -> list[Update]:
-    """The timelocked updates the config asks of the suite (:func:`backstop.chain.plan.plan_target`
-    for each listed market of ``config`` and for the sequencer), read from chain at the head."""
-    d, now = deployment, chain.blocks.head.timestamp
-    updates = []
-    for m in config.markets:
-        market_id = d.market_ids[m.name]
-        feed = d.feeds[m.name].address if m.feed == MOCK else m.feed
-        params, eta = d.engine.scheduledMarketUpdate(market_id)
-        scheduled = tuple(params) if eta else None
-        current = tuple(d.engine.marketParams(market_id))
-        update = plan_target(
-            m.name, market_id, MARKET_FIELDS, current, m.params_tuple(feed), scheduled, eta, now
-        )
-        if update is not None:
-            updates.append(update)
-    feed, grace = d.oracle.sequencerFeed()
-    # (feed, grace period) the config asks for; no sequencer feed: the zero address and 0
-    wanted = (
-        (config.sequencer_feed, config.sequencer_grace_period) if config.sequencer_feed else (ZERO_ADDRESS, 0)
-    )
-    s_feed, s_grace, eta = d.engine.scheduledSequencerUpdate()
-    update = plan_target(
-        SEQUENCER, None, SEQUENCER_FIELDS, (feed, grace), wanted, (s_feed, s_grace) if eta else None, eta, now
-    )
-    if update is not None:
-        updates.append(update)
-    return updates
-
-
-def as_on_chain(config: SuiteConfig, updates: list[Update]) -> SuiteConfig:
-    """``config`` with the chain's current values for every target an update has not reached yet:
-    what a verification must find while those updates are pending."""
-    differing = {u.target: u for u in updates if u.chain_differs}
-    markets = []
-    for m in config.markets:
-        u = differing.get(m.name)
-        if u is None:
-            markets.append(m)
-            continue
-        values = dict(zip((f for f, _, _ in MARKET_FIELDS), u.current, strict=True))
-        feed = (
-            m.feed
-            if m.feed == MOCK and str(values["feed"]).lower() == str(u.wanted[0]).lower()
-            else values["feed"]
-        )
-        markets.append(
-            replace(
-                m,
-                feed=feed,
-                heartbeat=values["heartbeat"],
-                im_ratio=values["imRatio"],
-                mm_ratio=values["mmRatio"],
-                keeper_reward_ratio=values["keeperRewardRatio"],
-                insurance_fee_ratio=values["insuranceFeeRatio"],
-                price_band_ratio=values["priceBandRatio"],
-                maker_fee_ratio=values["makerFeeRatio"],
-                taker_fee_ratio=values["takerFeeRatio"],
-                open_interest_cap=values["openInterestCap"],
-                keeper_reward_cap=values["keeperRewardCap"],
-            )
-        )
-    config = replace(config, markets=tuple(markets))
-    if SEQUENCER in differing:
-        feed, grace = differing[SEQUENCER].current
-        on = str(feed).lower() != ZERO_ADDRESS
-        config = replace(config, sequencer_feed=feed if on else None, sequencer_grace_period=grace)
-    return config
-
-
-def _pending(updates: list[Update]) -> list[dict[str, Any]]:
-    return [
-        {
-            "target": u.target,
-            "market_id": u.market_id,
-            "status": u.status,
-            "eta": u.eta,
-            "executable_until": u.due_until if u.eta else 0,
-            "changes": [{"field": c.field, "from": str(c.before), "to": str(c.after)} for c in u.changes],
-        }
-        for u in updates
-    ]
-
-
-def _calls(deployment: Deployment, u: Update) -> list[tuple[str, Any, tuple]]:
-    """The engine calls that move ``u`` on: (label, contract method, arguments)."""
-    e = deployment.engine
-    market = u.market_id is not None
-    schedule = (
-        ("scheduleMarketUpdate", e.scheduleMarketUpdate, (u.market_id, u.wanted))
-        if market
-        else ("scheduleSequencerUpdate", e.scheduleSequencerUpdate, u.wanted)
-    )
-    execute = (
-        ("executeMarketUpdate", e.executeMarketUpdate, (u.market_id,))
-        if market
-        else ("executeSequencerUpdate", e.executeSequencerUpdate, ())
-    )
-    cancel = (
-        ("cancelMarketUpdate", e.cancelMarketUpdate, (u.market_id,))
-        if market
-        else ("cancelSequencerUpdate", e.cancelSequencerUpdate, ())
-    )
-    return {
-        "schedule": [schedule],
-        "execute": [execute],
-        "replace": [cancel, schedule],
-        "cancel": [cancel],
-        "wait": [],
-    }[u.status]
-
-
-def apply_updates(chain, deployment: Deployment, updates: list[Update], sender) -> list[str]:
-    """Sends, from ``sender``, the calls each update needs (:mod:`backstop.chain.plan`'s table) and
-    returns what happened, one line per target. Refuses, sending nothing, when there is something
-    to send and ``sender`` is not the engine's admin: the error lists the calls (with calldata) to
-    submit from the admin instead (a multisig)."""
-    calls = [(u, _calls(deployment, u)) for u in updates]
-    if any(c for _, c in calls) and not deployment.engine.hasRole(
-        deployment.engine.DEFAULT_ADMIN_ROLE(), sender.address
-    ):
-        lines = [
-            f"--apply: {sender.address} is not the engine's admin; send these from the admin "
-            f"(engine {deployment.engine.address}) instead:"
-        ]
-        for _, cs in calls:
-            for label, method, args in cs:
-                lines.append(f"{label}{args}: calldata 0x{bytes(method.encode_input(*args)).hex()}")
-        raise DeploymentMismatch(lines)
-    delay = deployment.engine.PARAMS_DELAY()
-    done = []
-    for u, cs in calls:
-        for label, method, args in cs:
-            method(*args, sender=sender)
-            log.info("timelock %s target=%s", label, u.target)
-        if u.status in ("schedule", "replace"):
-            eta = chain.blocks.head.timestamp + delay
-            if u.market_id is not None:
-                eta = deployment.engine.scheduledMarketUpdate(u.market_id)[1]
-            else:
-                eta = deployment.engine.scheduledSequencerUpdate()[2]
-            verb = "cancelled the different change and scheduled" if u.status == "replace" else "scheduled"
-            done.append(
-                f"{u.target}: {verb}; executable from {when(eta)} (in {duration(eta - chain.blocks.head.timestamp)}) "
-                f"until {when(eta + EXECUTION_WINDOW)}: run --apply again then"
-            )
-        elif u.status == "execute":
-            done.append(f"{u.target}: executed")
-        elif u.status == "cancel":
-            done.append(f"{u.target}: cancelled the scheduled change (the chain already matches the config)")
-        else:
-            done.append(
-                f"{u.target}: scheduled, executable from {when(u.eta)} (in {duration(u.eta - u.now)}) "
-                f"until {when(u.due_until)}: run --apply again then"
-            )
-        done.extend(f"  {c}" for c in u.changes)
-    return done
-
-
 def deploy_or_reuse(
     project,
     chain,
@@ -522,7 +349,7 @@ def deploy_or_reuse(
         sender.address,
         chain=chain,
         previous=previous,
-        pending=_pending(updates),
+        pending=pending_entries(updates),
     )
     manifest["config_sha256"] = config.digest()
     write_manifest(path, manifest)
@@ -559,99 +386,3 @@ def plan(
     if updates and sender_address and not deployment.engine.hasRole(admin_role, sender_address):
         lines.append(f"{sender_address} is not the engine's admin: --apply must be run by the admin")
     return lines
-
-
-# --- verification -----------------------------------------------------------------------------------------
-
-#: ``IMarginEngine.MarketParams`` field names, in order.
-_PARAM_NAMES = (
-    "feed",
-    "heartbeat",
-    "imRatio",
-    "mmRatio",
-    "keeperRewardRatio",
-    "insuranceFeeRatio",
-    "priceBandRatio",
-    "makerFeeRatio",
-    "takerFeeRatio",
-    "openInterestCap",
-    "keeperRewardCap",
-)
-
-
-def role_problems(d: Deployment, config: SuiteConfig, deployer: str) -> list[str]:
-    """Who holds which role, against docs/design.md §10: the engine is the adapter's only oracle
-    admin and nobody else holds an adapter role; the engine's admin and guardian are the
-    configured ones (the deployer by default), and the deployer keeps no engine role it was not
-    configured to have."""
-    problems: list[str] = []
-    oracle_admin, adapter_root = d.oracle.ORACLE_ADMIN_ROLE(), d.oracle.DEFAULT_ADMIN_ROLE()
-    if not d.oracle.hasRole(oracle_admin, d.engine.address):
-        problems.append("oracle: the engine lacks ORACLE_ADMIN_ROLE")
-    for who in {deployer, config.admin, config.guardian} - {None}:
-        for name, role in (("ORACLE_ADMIN_ROLE", oracle_admin), ("DEFAULT_ADMIN_ROLE", adapter_root)):
-            if d.oracle.hasRole(role, who):
-                problems.append(f"oracle: {who} still holds {name}")
-    admin, guardian = config.admin or deployer, config.guardian or deployer
-    engine_roles = {
-        "DEFAULT_ADMIN_ROLE": d.engine.DEFAULT_ADMIN_ROLE(),
-        "GUARDIAN_ROLE": d.engine.GUARDIAN_ROLE(),
-    }
-    for who in {deployer, admin, guardian}:
-        for name, role in engine_roles.items():
-            wanted = who.lower() == (admin if name == "DEFAULT_ADMIN_ROLE" else guardian).lower()
-            if bool(d.engine.hasRole(role, who)) != wanted:
-                problems.append(f"engine: {who} {'lacks' if wanted else 'holds'} {name}")
-    return problems
-
-
-def verify(deployment: Deployment, config: SuiteConfig, *, deployer: str) -> None:
-    """Re-reads every address, parameter and role from chain; raises ``DeploymentMismatch`` listing
-    every difference from the config and the deployment's own addresses."""
-    d = deployment
-    problems: list[str] = []
-
-    def same(what: str, actual: Any, expected: Any) -> None:
-        if str(actual).lower() != str(expected).lower():
-            problems.append(f"{what}: on chain {actual}, expected {expected}")
-
-    same("vault.TOKEN", d.vault.TOKEN(), d.token.address)
-    same("vault.SCALE", d.vault.SCALE(), 10 ** (18 - config.collateral_decimals))
-    same("vault.engine", d.vault.engine(), d.engine.address)
-    same("vault.insuranceFund", d.vault.insuranceFund(), d.fund.address)
-    same("fund.asset", d.fund.asset(), d.token.address)
-    same("fund.protocol", d.fund.protocol(), d.engine.address)
-    same("fund.coverRecipient", d.fund.coverRecipient(), d.vault.address)
-    same("fund.COOLDOWN", d.fund.COOLDOWN(), config.cooldown)
-    same("fund.WINDOW", d.fund.WINDOW(), config.window)
-    same("fund.FLOOR", d.fund.FLOOR(), config.fund_floor_tokens)
-    same("fund.PER_EVENT_CAP", d.fund.PER_EVENT_CAP(), config.fund_per_event_cap_tokens)
-    same("engine.VAULT", d.engine.VAULT(), d.vault.address)
-    same("engine.ORACLE", d.engine.ORACLE(), d.oracle.address)
-    same("engine.INSURANCE_FUND", d.engine.INSURANCE_FUND(), d.fund.address)
-    same("engine.PARAMS_DELAY", d.engine.PARAMS_DELAY(), config.params_delay)
-    problems.extend(role_problems(d, config, deployer))
-    if d.token.decimals() != config.collateral_decimals:
-        problems.append(f"token.decimals: on chain {d.token.decimals()}, config {config.collateral_decimals}")
-    if config.sequencer_feed:
-        feed, grace = d.oracle.sequencerFeed()
-        same("oracle.sequencerFeed", feed, config.sequencer_feed)
-        same("oracle.gracePeriod", grace, config.sequencer_grace_period)
-    same("engine.marketCount", d.engine.marketCount(), len(config.markets))
-    fields = list(_PARAM_NAMES)
-    for market in config.markets:
-        if market.name not in d.market_ids:
-            problems.append(f"market {market.name}: not listed")
-            continue
-        market_id = d.market_ids[market.name]
-        if market_id >= d.engine.marketCount():
-            problems.append(f"market {market.name}: id {market_id} does not exist on chain")
-            continue
-        on_chain = tuple(d.engine.marketParams(market_id))
-        expected_feed = d.feeds[market.name].address if market.feed == MOCK else market.feed
-        expected = market.params_tuple(expected_feed)
-        for name, actual, want in zip(fields, on_chain, expected, strict=True):
-            same(f"market {market.name}.{name}", actual, want)
-    if problems:
-        raise DeploymentMismatch(problems)
-    log.info("verify ok contracts=5 markets=%s", len(config.markets))

@@ -2,13 +2,13 @@
 
 The one copy of the keeper's liquidation policy (docs/design.md §4), used by the keeper, the stress
 runner's model backend and the tests, and the capital-aware pass plan (:mod:`.capital`: whole and
-partial takeovers sized to the keeper's own margin, docs/keeper.md).
+partial takeovers sized to the keeper's own margin, docs/keeper.md) with its gas-budgeted
+batches (:mod:`.batching`).
 """
 
+from backstop.decisions.batching import Batch, GasModel, split_batch
 from backstop.decisions.capital import (
-    Batch,
     Book,
-    GasModel,
     MarketTerms,
     PartialStep,
     PassPlan,
@@ -17,7 +17,6 @@ from backstop.decisions.capital import (
     Valuation,
     gross_notional,
     plan_pass,
-    split_batch,
     step_size,
     valuation,
 )

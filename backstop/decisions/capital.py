@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from backstop.decisions.batching import Batch, GasModel, batches
 from backstop.decisions.liquidation import AccountHealth, plan_liquidations
 from backstop.units import mul_div_ceil, mul_wad_ceil, mul_wad_down, mul_wad_floor, mul_wad_up
 
@@ -118,45 +119,12 @@ def valuation(book: Book, terms: Mapping[int, MarketTerms]) -> Valuation:
 
 
 @dataclass(frozen=True)
-class GasModel:
-    """Gas estimate of ``liquidateMany``: ``base + Σ(per_account + per_market·(k − 1))`` over
-    its accounts of ``k`` markets each; a batch is kept at or under ``budget``."""
-
-    budget: int = 5_000_000
-    base: int = 60_000
-    per_account: int = 80_000
-    per_market: int = 45_000
-
-    def account_gas(self, markets: int) -> int:
-        """One account's share of a batch: ``per_account + per_market·(k − 1)``."""
-        return self.per_account + self.per_market * (markets - 1)
-
-    def batch_gas(self, market_counts: Iterable[int]) -> int:
-        """The estimate of one batch whose accounts hold ``market_counts`` markets."""
-        return self.base + sum(self.account_gas(k) for k in market_counts)
-
-
-@dataclass(frozen=True)
 class PartialStep:
     """``liquidatePosition(account, market_id, size)``: ``size`` base units (> 0) of one market."""
 
     account: str
     market_id: int
     size: int
-
-
-@dataclass(frozen=True)
-class Batch:
-    """``liquidateMany(accounts)``: whole takeovers in this order; ``market_counts[i]`` is the
-    number of markets of ``accounts[i]`` (for the gas estimate ``gas``)."""
-
-    accounts: tuple[str, ...]
-    gas: int
-    market_counts: tuple[int, ...]
-
-    def __post_init__(self) -> None:
-        if not self.accounts or len(self.accounts) != len(self.market_counts):
-            raise ValueError("a batch needs one market count per account, and at least one account")
 
 
 @dataclass(frozen=True)
@@ -379,38 +347,6 @@ def _health(book: Book, terms: Mapping[int, MarketTerms]) -> AccountHealth:
     )
 
 
-def _batches(group: list[tuple[str, int]], gas: GasModel) -> list[Batch]:
-    """Consecutive whole takeovers ``(account, k markets)`` cut greedily, in order, into batches of
-    estimate ≤ ``gas.budget``; an account over the budget on its own goes alone."""
-    batches: list[Batch] = []
-    current: list[tuple[str, int]] = []
-    for entry in group:
-        if current and gas.batch_gas([k for _, k in current] + [entry[1]]) > gas.budget:
-            batches.append(_batch(current, gas))
-            current = []
-        current.append(entry)
-    if current:
-        batches.append(_batch(current, gas))
-    return batches
-
-
-def _batch(entries: list[tuple[str, int]], gas: GasModel) -> Batch:
-    counts = tuple(k for _, k in entries)
-    return Batch(accounts=tuple(a for a, _ in entries), gas=gas.batch_gas(counts), market_counts=counts)
-
-
-def split_batch(batch: Batch, gas: GasModel) -> tuple[Batch, Batch]:
-    """``batch`` in two halves (the first gets the odd account), in order, each with its own gas
-    estimate: the runner's fallback when a dry run of the batch fails. A batch of one account
-    cannot be split: ``ValueError``."""
-    n = len(batch.accounts)
-    if n < 2:
-        raise ValueError("a batch of one account cannot be split")
-    entries = list(zip(batch.accounts, batch.market_counts, strict=True))
-    half = (n + 1) // 2
-    return _batch(entries[:half], gas), _batch(entries[half:], gas)
-
-
 def plan_pass(
     targets: Iterable[Book],
     keeper: Book,
@@ -482,7 +418,7 @@ def plan_pass(
                 sim, book, terms, buffer_ratio, max_markets, min_step_notional, max_notional
             )
         if steps:
-            actions.extend(_batches(group, gas))
+            actions.extend(batches(group, gas))
             group = []
             actions.extend(steps)
             continue
@@ -494,7 +430,7 @@ def plan_pass(
         else:
             reason = "capital"
         unabsorbable.append(Unabsorbable(book.account, valuation(book, terms).equity, need, reason))
-    actions.extend(_batches(group, gas))
+    actions.extend(batches(group, gas))
     return PassPlan(
         actions=tuple(actions),
         unabsorbable=tuple(unabsorbable),

@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable
 
-from backstop.decisions.capital import Batch, GasModel, PartialStep, split_batch
+from backstop.decisions.batching import Batch, GasModel, split_batch
+from backstop.decisions.capital import PartialStep
 from backstop.units import WAD
 
 #: The keeper's plan defaults (docs/keeper.md), shared with the stress runner's model keeper: keep
