@@ -67,7 +67,7 @@ def test_plan_apply_then_execute_after_the_delay(node, tmp_path):
     assert code == 0 and "ETH: scheduled, executable from " in out and "run --apply again then" in out
     assert block_number(node) == head
 
-    rpc(node, "evm_increaseTime", [DELAY])
+    rpc(node, "evm_increaseTime", DELAY)
     rpc(node, "evm_mine")
     code, out, err = deploy(node, "--apply", "--manifest", manifest, "--config", changed)
     assert code == 0, out + err

@@ -14,14 +14,12 @@ import os
 import signal
 import subprocess
 import threading
-import time
-import urllib.request
 
 import pytest
 from eth_account import Account
 from eth_utils import keccak, to_checksum_address
 
-from tests.integration.test_no_new_node import APE, ROOT, free_port, listening
+from tests.support.anvil import APE, ROOT, anvil, rpc
 
 Account.enable_unaudited_hdwallet_features()
 MNEMONIC = "test test test test test test test test test test test junk"
@@ -30,15 +28,6 @@ LIQUIDATED = keccak(text="Liquidated(address,address,uint256,uint256,uint256,uin
 
 def address_of(i: int) -> str:
     return Account.from_mnemonic(MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}").address
-
-
-def rpc(url: str, method: str, *params):
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}).encode()
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        answer = json.loads(response.read())
-    assert "error" not in answer, answer
-    return answer["result"]
 
 
 def env_for(url: str) -> dict[str, str]:
@@ -91,16 +80,7 @@ class Chain:
 
 @pytest.fixture(scope="module")
 def long_lived(tmp_path_factory):
-    port = free_port()
-    node = subprocess.Popen([str(ROOT / "node_modules" / ".bin" / "anvil"), "--port", str(port), "--silent"])
-    try:
-        for _ in range(300):
-            if listening(port):
-                break
-            node.poll()
-            assert node.returncode is None, "anvil exited"
-            time.sleep(0.1)
-        url = f"http://127.0.0.1:{port}"
+    with anvil() as url:
         assert int(rpc(url, "eth_chainId"), 16) == 31337
         manifest = str(tmp_path_factory.mktemp("keeper-cli") / "manifest.json")
         deployed = ape_run(["deploy", "--manifest", manifest], url)
@@ -110,9 +90,6 @@ def long_lived(tmp_path_factory):
         )
         assert populated.returncode == 0, populated.stdout + populated.stderr
         yield Chain(url, manifest)
-    finally:
-        node.terminate()
-        node.wait(timeout=30)
 
 
 @pytest.fixture

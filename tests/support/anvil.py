@@ -35,9 +35,9 @@ def listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def rpc(url: str, method: str, params: list | None = None) -> object:
-    """The ``result`` of one JSON-RPC call (an ``error`` answer fails the test)."""
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}).encode()
+def rpc(url: str, method: str, *params: object) -> object:
+    """The ``result`` of ``method(params)`` (an ``error`` answer fails the test)."""
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}).encode()
     request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as response:
         answer = json.loads(response.read())
