@@ -17,7 +17,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
@@ -99,6 +99,25 @@ class MarketConfig:
             self.taker_fee_ratio,
             self.open_interest_cap,
             self.keeper_reward_cap,
+        )
+
+    def with_params(self, params: tuple) -> MarketConfig:
+        """This market with the values of ``IMarginEngine.MarketParams`` ``params`` (the inverse
+        of :meth:`params_tuple`; the feed becomes the address in ``params``)."""
+        (feed, heartbeat, im, mm, reward, fee, band, maker, taker, oi_cap, reward_cap) = params
+        return replace(
+            self,
+            feed=str(feed),
+            heartbeat=int(heartbeat),
+            im_ratio=int(im),
+            mm_ratio=int(mm),
+            keeper_reward_ratio=int(reward),
+            insurance_fee_ratio=int(fee),
+            price_band_ratio=int(band),
+            maker_fee_ratio=int(maker),
+            taker_fee_ratio=int(taker),
+            open_interest_cap=int(oi_cap),
+            keeper_reward_cap=int(reward_cap),
         )
 
 

@@ -26,7 +26,7 @@ from backstop.chain.deploy import Deployment, add_missing_markets, deploy_suite
 from backstop.chain.plan import Update
 from backstop.chain.timelock import apply_updates, as_on_chain, pending_entries, read_updates
 from backstop.chain.verify import DeploymentMismatch, TimelockedChanges, role_problems, verify
-from backstop.config import ConfigError, SuiteConfig, check_suite
+from backstop.config import ConfigError, MarketConfig, SuiteConfig, check_suite
 
 __all__ = [
     "DeploymentMismatch",
@@ -46,10 +46,15 @@ log = logging.getLogger("backstop.deploy")
 SOURCES = Path(__file__).resolve().parents[2]
 
 
+def runtime_hash(code: bytes) -> str:
+    """``keccak256`` of runtime code, ``0x`` hex: what the manifest records as ``code_hash``."""
+    return "0x" + keccak(bytes(code)).hex()
+
+
 def code_hash(chain, address: str) -> str | None:
-    """``keccak256`` of the runtime code at ``address`` (``0x`` hex), or None if it has none."""
+    """:func:`runtime_hash` of the code at ``address``, or None if it has none."""
     code = chain.provider.get_code(address)
-    return "0x" + keccak(bytes(code)).hex() if code else None
+    return runtime_hash(code) if code else None
 
 
 def source_commit(root: Path) -> dict[str, Any]:
@@ -93,12 +98,14 @@ def manifest_of(
     chain=None,
     previous: dict[str, Any] | None = None,
     pending: list[dict[str, Any]] | None = None,
+    markets: tuple[MarketConfig, ...] | None = None,
 ) -> dict[str, Any]:
     """The manifest of an Ape deployment: chain id, addresses with creation block and transaction,
     runtime code hashes, constructor parameters, roles, the config's digest, the source commit,
     the markets as they are on chain and the timelocked changes still pending. ``previous`` (the
     manifest a reused suite was loaded from) keeps the first deployment's record: its deployer and
-    source commit."""
+    source commit. ``markets``: the markets as on chain, when they differ from the config's while
+    changes are pending (the default: the config's)."""
     d = deployment
     previous = previous or {}
     # The commit of the sources that compiled and sent the contracts (this checkout).
@@ -139,7 +146,7 @@ def manifest_of(
                 "open_interest_cap": str(m.open_interest_cap),
                 "keeper_reward_cap": str(m.keeper_reward_cap),
             }
-            for m in config.markets
+            for m in (config.markets if markets is None else markets)
         },
         "pending": pending or [],
     }
@@ -156,7 +163,7 @@ def code_problems(manifest: dict[str, Any], get_code: Any, chain_id: int) -> tup
         if not code:
             missing.append(f"{name} {entry['address']} has no code on chain {chain_id}")
             continue
-        actual, recorded = "0x" + keccak(code).hex(), entry.get("code_hash")
+        actual, recorded = runtime_hash(code), entry.get("code_hash")
         if recorded and recorded.lower() != actual:
             changed.append(
                 f"{name} at {entry['address']}: runtime code hash {actual}, the manifest recorded {recorded}"
@@ -345,13 +352,13 @@ def deploy_or_reuse(
     verify(deployment, effective, deployer=_deployer(previous, sender.address))
     manifest = manifest_of(
         deployment,
-        effective,
+        config,
         sender.address,
         chain=chain,
         previous=previous,
         pending=pending_entries(updates),
+        markets=effective.markets,
     )
-    manifest["config_sha256"] = config.digest()
     write_manifest(path, manifest)
     return deployment, reused
 
@@ -374,12 +381,11 @@ def plan(
     verify(deployment, as_on_chain(listed, updates), deployer=_deployer(previous, sender_address or ""))
     delay = deployment.engine.PARAMS_DELAY()
     lines = [line for u in updates for line in u.describe(delay)]
+    next_id = deployment.engine.marketCount()
     for m in config.markets:
         if m.name not in deployment.market_ids:
-            lines.append(
-                f"{m.name}: new market, listed at once (addMarket) as id "
-                f"{deployment.engine.marketCount() + sum(1 for x in lines if ': new market' in x)}"
-            )
+            lines.append(f"{m.name}: new market, listed at once (addMarket) as id {next_id}")
+            next_id += 1
     if not lines:
         return [f"nothing to change: the suite on chain {chain.chain_id} matches the config"]
     admin_role = deployment.engine.DEFAULT_ADMIN_ROLE()

@@ -93,16 +93,19 @@ def duration(seconds: int) -> str:
     seconds = max(0, int(seconds))
     parts = []
     for size, name in ((86_400, "d"), (3_600, "h"), (60, "min"), (1, "s")):
-        if seconds >= size or (not parts and size == 1):
+        if seconds >= size and len(parts) < 2:
             parts.append(f"{seconds // size} {name}")
             seconds %= size
-        if len(parts) == 2:
-            break
-    return " ".join(p for p in parts if not p.startswith("0 ")) or "0 s"
+    return " ".join(parts) or "0 s"
 
 
 def when(timestamp: int) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def timeline(eta: int, now: int) -> str:
+    """``executable from <eta> (in <eta − now>) until <eta + EXECUTION_WINDOW>``."""
+    return f"executable from {when(eta)} (in {duration(eta - now)}) until {when(eta + EXECUTION_WINDOW)}"
 
 
 @dataclass(frozen=True)
@@ -142,10 +145,6 @@ class Update:
         return self.status != "cancel"
 
     @property
-    def due_from(self) -> int:
-        return self.eta
-
-    @property
     def due_until(self) -> int:
         return self.eta + EXECUTION_WINDOW
 
@@ -155,10 +154,7 @@ class Update:
         if self.status == "schedule":
             head = f"{self.target}: to schedule; executable {duration(delay)} after scheduling, for {duration(EXECUTION_WINDOW)}"
         elif self.status == "wait":
-            head = (
-                f"{self.target}: scheduled, executable from {when(self.eta)} "
-                f"(in {duration(self.eta - self.now)}) until {when(self.due_until)}"
-            )
+            head = f"{self.target}: scheduled, {timeline(self.eta, self.now)}"
         elif self.status == "execute":
             head = f"{self.target}: scheduled and due (since {when(self.eta)}, until {when(self.due_until)}): to execute"
         elif self.status == "replace":

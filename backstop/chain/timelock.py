@@ -10,15 +10,13 @@ from typing import Any
 
 from backstop.chain.deploy import Deployment
 from backstop.chain.plan import (
-    EXECUTION_WINDOW,
     MARKET_FIELDS,
     SEQUENCER,
     SEQUENCER_FIELDS,
     ZERO_ADDRESS,
     Update,
-    duration,
     plan_target,
-    when,
+    timeline,
 )
 from backstop.chain.verify import DeploymentMismatch
 from backstop.config import MOCK, SuiteConfig
@@ -66,28 +64,10 @@ def as_on_chain(config: SuiteConfig, updates: list[Update]) -> SuiteConfig:
         if u is None:
             markets.append(m)
             continue
-        values = dict(zip((f for f, _, _ in MARKET_FIELDS), u.current, strict=True))
-        feed = (
-            m.feed
-            if m.feed == MOCK and str(values["feed"]).lower() == str(u.wanted[0]).lower()
-            else values["feed"]
-        )
-        markets.append(
-            replace(
-                m,
-                feed=feed,
-                heartbeat=values["heartbeat"],
-                im_ratio=values["imRatio"],
-                mm_ratio=values["mmRatio"],
-                keeper_reward_ratio=values["keeperRewardRatio"],
-                insurance_fee_ratio=values["insuranceFeeRatio"],
-                price_band_ratio=values["priceBandRatio"],
-                maker_fee_ratio=values["makerFeeRatio"],
-                taker_fee_ratio=values["takerFeeRatio"],
-                open_interest_cap=values["openInterestCap"],
-                keeper_reward_cap=values["keeperRewardCap"],
-            )
-        )
+        # A mock feed stays `mock` while the chain still has the suite's own mock there.
+        keep_mock = m.feed == MOCK and str(u.current[0]).lower() == str(u.wanted[0]).lower()
+        on_chain = m.with_params(u.current)
+        markets.append(replace(on_chain, feed=MOCK) if keep_mock else on_chain)
     config = replace(config, markets=tuple(markets))
     if SEQUENCER in differing:
         feed, grace = differing[SEQUENCER].current
@@ -155,31 +135,25 @@ def apply_updates(chain, deployment: Deployment, updates: list[Update], sender) 
             for label, method, args in cs:
                 lines.append(f"{label}{args}: calldata 0x{bytes(method.encode_input(*args)).hex()}")
         raise DeploymentMismatch(lines)
-    delay = deployment.engine.PARAMS_DELAY()
     done = []
     for u, cs in calls:
         for label, method, args in cs:
             method(*args, sender=sender)
             log.info("timelock %s target=%s", label, u.target)
         if u.status in ("schedule", "replace"):
-            eta = chain.blocks.head.timestamp + delay
             if u.market_id is not None:
                 eta = deployment.engine.scheduledMarketUpdate(u.market_id)[1]
             else:
                 eta = deployment.engine.scheduledSequencerUpdate()[2]
             verb = "cancelled the different change and scheduled" if u.status == "replace" else "scheduled"
             done.append(
-                f"{u.target}: {verb}; executable from {when(eta)} (in {duration(eta - chain.blocks.head.timestamp)}) "
-                f"until {when(eta + EXECUTION_WINDOW)}: run --apply again then"
+                f"{u.target}: {verb}; {timeline(eta, chain.blocks.head.timestamp)}: run --apply again then"
             )
         elif u.status == "execute":
             done.append(f"{u.target}: executed")
         elif u.status == "cancel":
             done.append(f"{u.target}: cancelled the scheduled change (the chain already matches the config)")
         else:
-            done.append(
-                f"{u.target}: scheduled, executable from {when(u.eta)} (in {duration(u.eta - u.now)}) "
-                f"until {when(u.due_until)}: run --apply again then"
-            )
+            done.append(f"{u.target}: scheduled, {timeline(u.eta, u.now)}: run --apply again then")
         done.extend(f"  {c}" for c in u.changes)
     return done

@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 from backstop.chain.deploy import Deployment
+from backstop.chain.plan import MARKET_FIELDS
 from backstop.config import MOCK, SuiteConfig
 
 log = logging.getLogger("backstop.deploy")
@@ -31,22 +32,6 @@ class TimelockedChanges(DeploymentMismatch):
             "the config changes timelocked parameters; nothing sent:\n  " + "\n  ".join(problems),
         )
         self.problems = problems
-
-
-#: ``IMarginEngine.MarketParams`` field names, in order.
-_PARAM_NAMES = (
-    "feed",
-    "heartbeat",
-    "imRatio",
-    "mmRatio",
-    "keeperRewardRatio",
-    "insuranceFeeRatio",
-    "priceBandRatio",
-    "makerFeeRatio",
-    "takerFeeRatio",
-    "openInterestCap",
-    "keeperRewardCap",
-)
 
 
 def role_problems(d: Deployment, config: SuiteConfig, deployer: str) -> list[str]:
@@ -108,7 +93,7 @@ def verify(deployment: Deployment, config: SuiteConfig, *, deployer: str) -> Non
         same("oracle.sequencerFeed", feed, config.sequencer_feed)
         same("oracle.gracePeriod", grace, config.sequencer_grace_period)
     same("engine.marketCount", d.engine.marketCount(), len(config.markets))
-    fields = list(_PARAM_NAMES)
+    fields = [f for f, _, _ in MARKET_FIELDS]
     for market in config.markets:
         if market.name not in d.market_ids:
             problems.append(f"market {market.name}: not listed")

@@ -348,6 +348,25 @@ def deploy_on_fork(manifest_path, env):
     return deployed
 
 
+def keeper_once_on_fork(manifest_path, state_path, env):
+    """``ape run keeper --once`` on the fork ``env`` points at, with its own state file; must succeed."""
+    ran = ape_run(
+        [
+            "keeper",
+            "--once",
+            "--network",
+            NETWORK,
+            "--deployment",
+            str(manifest_path),
+            "--state",
+            str(state_path),
+        ],
+        **env,
+    )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    return ran
+
+
 def test_rehearsal_deploy_fund_crash_liquidate(upstream, fork, artifacts, tmp_path):
     env = {"APE_FOUNDRY_HOST": fork.url, "BACKSTOP_MAINNET_RPC": upstream.url}
     manifest_path = tmp_path / "manifest.json"
@@ -420,20 +439,7 @@ def test_rehearsal_deploy_fund_crash_liquidate(upstream, fork, artifacts, tmp_pa
     )
 
     head = w3.eth.block_number
-    liquidated = ape_run(
-        [
-            "keeper",
-            "--once",
-            "--network",
-            NETWORK,
-            "--deployment",
-            str(manifest_path),
-            "--state",
-            str(tmp_path / "keeper.json"),
-        ],
-        **env,
-    )
-    assert liquidated.returncode == 0, liquidated.stdout + liquidated.stderr
+    keeper_once_on_fork(manifest_path, tmp_path / "keeper.json", env)
     logs = engine.events.Liquidated().get_logs(from_block=head + 1)
     assert [log["args"]["account"] for log in logs] == [long.address]
     assert engine.functions.positionOf(long.address, eth_id).call()[0] == 0
@@ -524,20 +530,7 @@ def test_populate_on_a_fork_funds_through_the_node_replaces_the_feed_and_the_kee
     assert upstream_state(upstream.w3) == upstream.state
 
     head = w3.eth.block_number
-    keeper_run = ape_run(
-        [
-            "keeper",
-            "--once",
-            "--network",
-            NETWORK,
-            "--deployment",
-            str(manifest_path),
-            "--state",
-            str(tmp_path / "k.json"),
-        ],
-        **env,
-    )
-    assert keeper_run.returncode == 0, keeper_run.stdout + keeper_run.stderr
+    keeper_once_on_fork(manifest_path, tmp_path / "k.json", env)
     logs = engine.events.Liquidated().get_logs(from_block=head + 1)
     assert [log["args"]["account"] for log in logs] == [long]
     assert engine.functions.marketsOf(long).call() == []
