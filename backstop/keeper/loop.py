@@ -32,7 +32,6 @@ structured log line (``keeper <event> key=value ...``).
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -58,6 +57,7 @@ from backstop.keeper.act import Acting
 from backstop.keeper.books import BookReader
 from backstop.keeper.engine_abi import EngineAbi, load_engine_abis
 from backstop.keeper.index import AccountIndex
+from backstop.keeper.logs import emit
 from backstop.keeper.risk import DEFAULT_MIN_BUFFER, OwnRisk, human, ratio
 from backstop.keeper.sender import TxSender
 from backstop.keeper.signer import Signer
@@ -237,21 +237,8 @@ class Keeper(Acting, AccountIndex):
     # --- logging -----------------------------------------------------------------------------------
 
     def _event(self, level: int, event: str, *, word: str | None = None, **fields: Any) -> None:
-        """One structured line: ``keeper <event> [word] k=v k=v`` (values with spaces are quoted;
-        ``word``, e.g. ``reached``, follows the event name)."""
-        parts = [word] if word else []
-        for key, value in fields.items():
-            text = str(value).lower() if isinstance(value, bool) else str(value)
-            if not text or any(c.isspace() for c in text) or '"' in text:
-                text = json.dumps(text)
-            parts.append(f"{key}={text}")
-        self.log.log(
-            level,
-            "keeper %s %s",
-            event,
-            " ".join(parts),
-            extra={"keeper_event": event, "keeper_fields": fields},
-        )
+        """One structured line (:func:`backstop.keeper.logs.emit`)."""
+        emit(self.log, level, event, word=word, **fields)
 
     # --- 2. scan -----------------------------------------------------------------------------------
 

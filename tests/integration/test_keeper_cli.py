@@ -14,12 +14,18 @@ import os
 import signal
 import subprocess
 import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
 
 import pytest
 from eth_account import Account
 from eth_utils import keccak, to_checksum_address
+from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.anvil import APE, ROOT, anvil, rpc
+from tests.support.anvil import APE, ROOT, anvil, free_port, listening, rpc
+from tests.support.proxy import Proxy
 
 Account.enable_unaudited_hdwallet_features()
 MNEMONIC = "test test test test test test test test test test test junk"
@@ -200,3 +206,187 @@ def test_sigterm_stops_cleanly_with_nothing_lost_or_sent_twice(chain_cli, tmp_pa
     events = chain_cli.liquidations()
     assert sorted(a for a, _ in events) == sorted(longs)
     assert {who for _, who in events} == {keeper}
+
+
+# --- issue #18: failover, metrics and health, config, JSON logs, an engine without code ----------
+
+
+def metric_values(port: int) -> dict[str, float]:
+    """``name{labels}`` → value of every sample at ``/metrics``."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        body = response.read().decode()
+    out = {}
+    for family in text_string_to_metric_families(body):
+        for s in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items()))
+            out[f"{s.name}{{{labels}}}" if labels else s.name] = s.value
+    return out
+
+
+def health_of(port: int) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+class Running:
+    """``ape run keeper ARGS`` in the background, its output collected line by line."""
+
+    def __init__(self, args: list[str], url: str) -> None:
+        self.process = subprocess.Popen(
+            [str(APE), "run", "keeper", *args],
+            cwd=ROOT,
+            env=env_for(url),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.output: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.output.append(line)
+
+    def wait_for(self, text: str, count: int = 1, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while sum(text in line for line in self.output) < count:
+            assert self.process.poll() is None, "".join(self.output)
+            assert time.monotonic() < deadline, f"no {text!r} after {timeout} s:\n" + "".join(self.output)
+            time.sleep(0.1)
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=60)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+            self.reader.join(timeout=10)
+
+
+def test_the_keeper_fails_over_from_a_dead_url_to_a_live_one_and_never_starts_a_node(chain_cli, tmp_path):
+    """Started with a dead URL first: it goes to the live one. Running through a proxy that is then
+    cut: it fails over to the direct URL and liquidates the crash. /metrics and /health agree."""
+    url = chain_cli.url
+    dead_port = free_port()
+    dead = f"http://127.0.0.1:{dead_port}"
+    state = str(tmp_path / "keeper.json")
+    once = ape_run(
+        [
+            "keeper",
+            "--once",
+            "--deployment",
+            chain_cli.manifest,
+            "--state",
+            state,
+            "--rpc-url",
+            dead,
+            "--rpc-url",
+            url,
+        ],
+        url,
+    )
+    assert once.returncode == 0, once.stdout + once.stderr
+    lines = keeper_lines(once.stderr)
+    assert f'keeper rpc_endpoint_down url={dead} error="connection refused"' in lines
+    assert f"keeper rpc_failover from={dead} to={url} reason=check" in lines
+    assert not listening(dead_port)  # nothing was started there
+
+    proxy = Proxy(int(url.rsplit(":", 1)[1]))
+    port = free_port()
+    keeper = Running(
+        [
+            *("--deployment", chain_cli.manifest, "--state", state, "--poll-interval", "0.2"),
+            *("--rpc-url", proxy.url, "--rpc-url", url, "--metrics-port", str(port)),
+        ],
+        url,
+    )
+    try:
+        keeper.wait_for("keeper pass ")
+        assert health_of(port)[0] == 200
+        proxy.cut()
+        crash = ape_run(
+            ["populate", "--manifest", chain_cli.manifest, "--refresh", "--move", "ETH=-25%"], url
+        )
+        assert crash.returncode == 0, crash.stdout + crash.stderr
+        keeper.wait_for("keeper confirmed ")
+        keeper.wait_for(" liquidated=5 ")
+        metrics = metric_values(port)
+        status, report = health_of(port)
+    finally:
+        code = keeper.stop()
+        proxy.cut()
+    lines = keeper_lines("".join(keeper.output))
+    assert code == 0, "".join(keeper.output)
+    assert any(m.startswith(f"keeper rpc_failover from={proxy.url} to={url} ") for m in lines)
+    assert sorted(a for a, _ in chain_cli.liquidations()) == sorted(address_of(i) for i in (1, 3, 5, 7, 9))
+    assert metrics["backstop_keeper_liquidated_total"] == 5
+    assert metrics["backstop_keeper_failed_total"] == 0
+    assert metrics["backstop_keeper_accounts_indexed"] == 11  # the ten traders and the keeper itself
+    assert metrics[f'backstop_keeper_rpc_errors_total{{endpoint="{proxy.url}"}}'] >= 1
+    assert metrics[f'backstop_keeper_rpc_endpoint_up{{endpoint="{proxy.url}"}}'] == 0
+    assert metrics[f'backstop_keeper_rpc_endpoint_up{{endpoint="{url}"}}'] == 1
+    assert metrics['backstop_keeper_oracle_stale{market="ETH"}'] == 0
+    # The keeper took the five longs: 5 × 25 ETH at 1,500 (ETH 2,000 − 25 %).
+    assert metrics["backstop_keeper_own_notional"] == 187_500
+    [risk] = [m for m in lines if m.startswith("keeper own_risk ")][-1:]
+    assert (
+        " notional=187,500.00 " in risk and f" equity={metrics['backstop_keeper_own_equity']:,.2f} " in risk
+    )
+    assert status == 200 and report["ready"] is True and report["checks"]["node"] == "up"
+    assert lines[-1].startswith("keeper stop ") and " liquidated=5 " in lines[-1]
+
+
+def test_the_keeper_refuses_an_engine_address_without_code(chain_cli, tmp_path):
+    manifest = json.loads(Path(chain_cli.manifest).read_text())
+    manifest["contracts"]["MarginEngine"]["address"] = "0x000000000000000000000000000000000000dEaD"
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps(manifest))
+    before = rpc(chain_cli.url, "eth_blockNumber")
+    run = ape_run(
+        ["keeper", "--once", "--deployment", str(path), "--state", str(tmp_path / "k.json")], chain_cli.url
+    )
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "MarginEngine 0x000000000000000000000000000000000000dEaD has no code on chain 31337" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert rpc(chain_cli.url, "eth_blockNumber") == before  # nothing sent
+    assert not (tmp_path / "k.json").exists()
+
+
+def test_config_file_environment_and_flags_with_json_logs(chain_cli, tmp_path):
+    url = chain_cli.url
+    crash = ape_run(["populate", "--manifest", chain_cli.manifest, "--refresh", "--move", "ETH=-25%"], url)
+    assert crash.returncode == 0, crash.stdout + crash.stderr
+    config = tmp_path / "keeper.yaml"
+    config.write_text(
+        f"deployment: {chain_cli.manifest}\nstate: {tmp_path / 'k.json'}\ndry_run: true\nbatch_size: 100\n"
+    )
+    run = subprocess.run(
+        [str(APE), "run", "keeper", "--once", "--config", str(config), "--log-format", "json"],
+        cwd=ROOT,
+        env={**env_for(url), "BACKSTOP_KEEPER_BATCH_SIZE": "3"},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    events = [json.loads(line) for line in run.stderr.splitlines() if line.startswith("{")]
+    assert events and all(line.startswith("{") for line in run.stderr.splitlines() if "keeper" in line)
+    [start] = [e for e in events if e.get("event") == "start"]
+    assert start["batch_size"] == 3 and start["dry_run"] is True  # env over file; file's dry_run
+    [done] = [e for e in events if e.get("event") == "pass"]
+    assert done["liquidatable"] == 5 and done["sent"] == 0
+    assert len([e for e in events if e.get("event") == "would_liquidate"]) == 1
+    assert chain_cli.liquidations() == []  # dry run: nothing sent
+
+    config.write_text("batch_size: 0\nmax_fee: 3\n")
+    bad = ape_run(["keeper", "--once", "--config", str(config)], url)
+    assert bad.returncode == 2
+    assert f"{config}: unknown key 'max_fee'" in bad.stderr
+    assert f"{config}: batch_size: must be ≥ 1, got 0" in bad.stderr
+    assert "Traceback" not in bad.stderr
