@@ -5,7 +5,7 @@ and the gas limit over an estimate."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 GWEI = 10**9
 #: The priority fee (tip) when the node suggests none.
@@ -90,6 +90,18 @@ def gwei(wei: int) -> str:
     value = Decimal(wei) / GWEI
     text = f"{value:f}"
     return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def wei_of_gwei(text: str | float | int) -> int:
+    """An operator's gwei amount (``--max-fee-gwei 3.5``) in wei: ``3_500_000_000``. Raises
+    ``ValueError`` for a negative, non-numeric or sub-wei amount."""
+    try:
+        value = Decimal(str(text).strip()) * GWEI
+    except InvalidOperation:
+        raise ValueError(f"not a gwei amount: {text!r}") from None
+    if not value.is_finite() or value < 0 or value != value.to_integral_value():
+        raise ValueError(f"not a gwei amount of whole wei ≥ 0: {text!r}")
+    return int(value)
 
 
 def gas_limit(estimate: int, margin_pct: int = DEFAULT_GAS_MARGIN_PCT, headroom: int = 0) -> int:

@@ -87,6 +87,10 @@ class Acting(FeeGate):
             return
         self._read_eth_price(head)
         books, terms = self._reward_basis
+
+        def reward(action: Batch | PartialStep) -> int | None:  # only with a floor to compare it to
+            return None if self._pass_eth_price is None else action_reward(action, books, terms)
+
         for u in plan.unabsorbable:
             report.unabsorbable.append(u)
             self._event(
@@ -130,8 +134,8 @@ class Acting(FeeGate):
             if stop_seen():  # also a signal that came while the window's receipts were awaited
                 return True  # nothing more is sent; not a dry-run verdict, so not split
             data = self.engine_abi.liquidate_many_call(b.accounts)
-            reward = action_reward(b, books, terms)
-            ok, sent = self._try(data, b.accounts, ",".join(b.accounts), report, batch=True, reward=reward)
+            label = ",".join(b.accounts)
+            ok, sent = self._try(data, b.accounts, label, report, batch=True, reward=reward(b))
             if sent is not None:
                 window.append(sent)
                 report.batches += 1
@@ -144,8 +148,7 @@ class Acting(FeeGate):
                 return
             data = self.engine_abi.liquidate_position_call(s.account, s.market_id, s.size)
             label = f"{s.account} {s.market_id} {s.size}"
-            reward = action_reward(s, books, terms)
-            _, sent = self._try(data, (s.account,), label, report, batch=False, reward=reward)
+            _, sent = self._try(data, (s.account,), label, report, batch=False, reward=reward(s))
             if sent is not None:
                 window.append(sent)
 

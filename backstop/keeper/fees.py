@@ -31,11 +31,11 @@ ETH_MARKET = "ETH"
 def action_reward(
     action: Batch | PartialStep, books: Mapping[str, Book], terms: Mapping[int, MarketTerms]
 ) -> int:
-    """The keeper reward of ``action`` (WAD): Σ ``whole_reward`` of a batch's accounts, or
-    ``step_reward`` of a partial step."""
+    """The keeper reward of ``action`` (WAD): Σ ``whole_reward`` of a batch's accounts (an
+    account without a book in ``books`` counts 0), or ``step_reward`` of a partial step."""
     if isinstance(action, PartialStep):
         return step_reward(terms[action.market_id], action.size)
-    return sum(whole_reward(books[a], terms) for a in action.accounts)
+    return sum(whole_reward(books[a], terms) for a in action.accounts if a in books)
 
 
 def gas_cost(gas: int, max_fee_per_gas: int, eth_price: int) -> int:

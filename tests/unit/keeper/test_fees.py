@@ -10,7 +10,7 @@ from hexbytes import HexBytes
 from web3.exceptions import TransactionNotFound, Web3RPCError
 
 from backstop.chain.rpc import Retrier
-from backstop.chain.tx import GWEI, FeePolicy, bump_fees, fee_caps, gwei, over_cap
+from backstop.chain.tx import GWEI, FeePolicy, bump_fees, fee_caps, gwei, over_cap, wei_of_gwei
 from backstop.decisions import Batch, Book, MarketTerms, PartialStep
 from backstop.decisions.capital import step_reward, whole_reward
 from backstop.keeper import LocalSigner
@@ -120,6 +120,14 @@ def test_the_cap_clamps_the_max_fee_and_the_tip_never_exceeds_it():
     assert over_cap(15 * GWEI + 1, 15 * GWEI) and not over_cap(15 * GWEI, 15 * GWEI)
     assert not over_cap(10**30, None)
     assert (gwei(3_500_000_000), gwei(GWEI), gwei(1), gwei(0)) == ("3.5", "1", "0.000000001", "0")
+    assert (wei_of_gwei("3.5"), wei_of_gwei(" 30 "), wei_of_gwei("0.000000001")) == (
+        3_500_000_000,
+        30 * GWEI,
+        1,
+    )
+    for bad in ("-1", "abc", "0.0000000001", "nan", "inf"):
+        with pytest.raises(ValueError, match="gwei"):
+            wei_of_gwei(bad)
 
 
 def test_the_sender_signs_with_the_capped_fee_and_the_priority_setting():
