@@ -16,6 +16,8 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from web3.exceptions import ContractLogicError, Web3RPCError
+
 from backstop.chain.tx import gwei
 from backstop.decisions import Batch, Book, MarketTerms, PartialStep
 from backstop.decisions.capital import step_reward, whole_reward
@@ -70,7 +72,10 @@ class FeeGate:
         ids = [m for m, name in self.market_names.items() if name.upper() == ETH_MARKET]
         price = None
         if ids:
-            terms = self.books.terms({ids[0]}, head)
+            try:
+                terms = self.books.terms({ids[0]}, head)
+            except (ContractLogicError, Web3RPCError, ValueError):  # e.g. no such market id
+                terms = {}
             price = terms[ids[0]].price if ids[0] in terms else None
         self._pass_eth_price = price
         if price is None and not self._eth_warned:

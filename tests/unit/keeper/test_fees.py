@@ -7,7 +7,7 @@ import pytest
 from eth_account.typed_transactions import TypedTransaction
 from eth_utils import keccak
 from hexbytes import HexBytes
-from web3.exceptions import TransactionNotFound, Web3RPCError
+from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 
 from backstop.chain.rpc import Retrier
 from backstop.chain.tx import GWEI, FeePolicy, bump_fees, fee_caps, gwei, over_cap, wei_of_gwei
@@ -280,6 +280,8 @@ class FakeBooks:
 
     def terms(self, ids, _block):
         self.reads += 1
+        if any(m not in self.by_market for m in ids):
+            raise ContractLogicError("execution reverted", data="0x12345678")  # no such market
         return {m: self.by_market[m] for m in ids if m in self.by_market}
 
 
@@ -354,6 +356,10 @@ def test_without_an_eth_price_there_is_no_floor_and_one_warning():
     assert gate._fee_gate(10**9, 0, ("0xa",), "0xa", report) == (5 * GWEI, 3 * GWEI)
     assert report.unprofitable == 0
     assert events == [("no_eth_price", {"reason": "no market named ETH", "floor": "off"})]
+    # A named market the engine does not list: no floor either, the keeper goes on.
+    gate, events = gate_for(sender, market_names={9: "ETH"}, books=FakeBooks({}))
+    assert gate._pass_eth_price is None
+    assert events == [("no_eth_price", {"reason": "the ETH market's price is unreadable", "floor": "off"})]
     # The setting wins over the market's price, and needs no read.
     books = FakeBooks({3: terms(3, 2000 * WAD)})
     gate, _ = gate_for(sender, eth_price=WAD, market_names={3: "ETH"}, books=books)
