@@ -7,7 +7,9 @@ budget, ``liquidatePosition`` steps for solvent accounts too large to take whole
 as ``unabsorbable`` with the capital they need), and plays the plan with
 :func:`backstop.decisions.play_actions`: every transaction is dry-run (``eth_call``) and estimated
 first and never sent if that fails; a batch whose dry run fails is split in halves, down to single
-accounts. Transactions go out in windows of ``max_in_flight``, whose receipts are awaited before
+accounts. Then the fee gate (:mod:`backstop.keeper.fees`): nothing is sent while the base fee is
+above the operator's cap (``fee_capped``) or when the action's keeper reward is below its gas at
+the capped fee (``unprofitable``; a batch is not split then: each account alone would pay less). Transactions go out in windows of ``max_in_flight``, whose receipts are awaited before
 the next window's dry runs, so those see every earlier liquidation mined. Once a stop is requested
 (``request_stop``), no further action is dry-run or sent; the window in flight is awaited.
 
@@ -31,7 +33,7 @@ from hexbytes import HexBytes
 from web3.exceptions import ContractLogicError, Web3RPCError
 
 from backstop.chain.rpc import RpcUnavailable, rpc_message
-from backstop.chain.tx import gas_limit
+from backstop.chain.tx import gas_limit, gwei
 from backstop.decisions import (
     AccountHealth,
     Batch,
@@ -41,9 +43,10 @@ from backstop.decisions import (
     plan_pass,
     play_actions,
 )
+from backstop.keeper.fees import FeeGate, action_reward
 from backstop.keeper.index import topic_address
 from backstop.keeper.risk import human
-from backstop.keeper.sender import SendError
+from backstop.keeper.sender import FeeCapped, SendError, Sent
 from backstop.keeper.state import PassReport
 
 
@@ -51,11 +54,10 @@ from backstop.keeper.state import PassReport
 class _InFlight:
     label: str  # the accounts (a batch) or "account market size" (a step), for the log
     accounts: tuple[str, ...]
-    tx_hash: str
-    nonce: int
+    sent: Sent  # the signed fields and every hash signed for its nonce
 
 
-class Acting:
+class Acting(FeeGate):
     """The act phase of :class:`backstop.keeper.Keeper` (a mixin over its state)."""
 
     # Set by Keeper.__init__ (declared for type checkers).
@@ -67,6 +69,7 @@ class Acting:
     max_inherit_notional: int | None
     stopping: bool
     _own_book: Any  # (block, the keeper's Book, terms) of the last plan
+    _reward_basis: Any  # (the targets' books by account, terms) of the last plan
 
     def act(
         self, targets: list[AccountHealth], head: int, report: PassReport, own: AccountHealth | None
@@ -82,6 +85,12 @@ class Acting:
         if plan is None:
             report.failed += len(targets)
             return
+        self._read_eth_price(head)
+        books, terms = self._reward_basis
+
+        def reward(action: Batch | PartialStep) -> int | None:  # only with a floor to compare it to
+            return None if self._pass_eth_price is None else action_reward(action, books, terms)
+
         for u in plan.unabsorbable:
             report.unabsorbable.append(u)
             self._event(
@@ -125,7 +134,8 @@ class Acting:
             if stop_seen():  # also a signal that came while the window's receipts were awaited
                 return True  # nothing more is sent; not a dry-run verdict, so not split
             data = self.engine_abi.liquidate_many_call(b.accounts)
-            ok, sent = self._try(data, b.accounts, ",".join(b.accounts), report, batch=True)
+            label = ",".join(b.accounts)
+            ok, sent = self._try(data, b.accounts, label, report, batch=True, reward=reward(b))
             if sent is not None:
                 window.append(sent)
                 report.batches += 1
@@ -137,9 +147,8 @@ class Acting:
             if stop_seen():
                 return
             data = self.engine_abi.liquidate_position_call(s.account, s.market_id, s.size)
-            _, sent = self._try(
-                data, (s.account,), f"{s.account} {s.market_id} {s.size}", report, batch=False
-            )
+            label = f"{s.account} {s.market_id} {s.size}"
+            _, sent = self._try(data, (s.account,), label, report, batch=False, reward=reward(s))
             if sent is not None:
                 window.append(sent)
 
@@ -165,6 +174,7 @@ class Acting:
             return None
         self._own_book = (head, keeper_book, terms)
         priced = [b for b in target_books if set(b.positions) <= set(terms)]
+        self._reward_basis = ({b.account: b for b in priced}, terms)
         for b in target_books:
             if b not in priced:
                 self._event(logging.WARNING, "failed", account=b.account, stage="plan", error="unpriced")
@@ -181,10 +191,18 @@ class Acting:
     # --- sending -----------------------------------------------------------------------------------
 
     def _try(
-        self, data: bytes, accounts: tuple[str, ...], label: str, report: PassReport, *, batch: bool
+        self,
+        data: bytes,
+        accounts: tuple[str, ...],
+        label: str,
+        report: PassReport,
+        *,
+        batch: bool,
+        reward: int | None = None,
     ) -> tuple[bool, _InFlight | None]:
-        """Dry-run, estimate and (unless in dry-run mode) send one transaction. Returns whether the
-        dry run passed and what was sent."""
+        """Dry-run, estimate, pass the fee gate (``reward``: the keeper reward, WAD) and (unless in
+        dry-run mode) send one transaction. Returns whether the dry run passed (a fee verdict
+        counts as passed: not split) and what was sent."""
         call = {"from": self.address, "to": self.engine_address, "data": HexBytes(data)}
         try:
             answer = self.rpc.call("eth_call", lambda: self._w3.eth.call(call, "latest"))
@@ -209,14 +227,18 @@ class Acting:
             report.lost_races += len(accounts)  # nobody is liquidatable any more: nothing to send
             self._event(logging.INFO, "lost_race", accounts=label, stage="dry_run", reason="all skipped")
             return True, None
+        fees = self._fee_gate(gas, reward, accounts, label, report)
+        if fees is None:
+            return True, None
         if self.dry_run:
             self._event(logging.INFO, "would_liquidate", accounts=label, gas=gas)
             return True, None
         limit = gas_limit(gas, self.gas_margin_pct)
         try:
-            tx_hash, nonce = self.sender.send(
-                {"to": self.engine_address, "data": data, "gas": limit, "value": 0}
-            )
+            sent = self.sender.send({"to": self.engine_address, "data": data, "gas": limit, "value": 0}, fees)
+        except FeeCapped as err:  # the base fee rose over the cap while the send was retried
+            self._fee_capped(err, accounts, label, report)
+            return True, None
         except RpcUnavailable as err:
             self.sender.forget_nonce()  # the transaction may or may not have reached the node
             report.failed += len(accounts)
@@ -228,23 +250,37 @@ class Acting:
             self._event(logging.ERROR, "failed", accounts=label, stage="send", error=error)
             return True, None
         report.sent += 1
-        report.tx_hashes.append(tx_hash)
-        self._event(logging.INFO, "sent", accounts=label, tx=tx_hash, nonce=nonce, gas_limit=limit)
-        return True, _InFlight(label, accounts, tx_hash, nonce)
+        report.tx_hashes.append(sent.tx_hash)
+        self._event(
+            logging.INFO,
+            "sent",
+            accounts=label,
+            tx=sent.tx_hash,
+            nonce=sent.nonce,
+            gas_limit=limit,
+            max_fee_gwei=gwei(sent.fees[0]),
+            priority_fee_gwei=gwei(sent.fees[1]),
+        )
+        return True, _InFlight(label, accounts, sent)
 
     def _await(self, tx: _InFlight, report: PassReport) -> None:
-        """Waits for ``tx``'s receipt and counts what its events say."""
+        """Waits for the receipt of ``tx`` (of any hash signed for its nonce, re-priced while it
+        waits) and counts what its events say."""
         try:
-            receipt = self._wait_receipt(tx.tx_hash)
+            receipt = self._wait_receipt(tx.sent)
         except (RpcUnavailable, TimeoutError) as err:
             report.failed += len(tx.accounts)
+            hashes = ",".join(tx.sent.hashes)
             self._event(
-                logging.ERROR, "failed", accounts=tx.label, stage="receipt", tx=tx.tx_hash, error=str(err)
+                logging.ERROR, "failed", accounts=tx.label, stage="receipt", tx=hashes, error=str(err)
             )
             return
+        mined = tx.sent.mined or tx.sent.tx_hash
+        if mined != tx.sent.hashes[0]:  # a replacement mined: the pass's hashes name it instead
+            report.tx_hashes = [mined if h == tx.sent.hashes[0] else h for h in report.tx_hashes]
         if receipt["status"] != 1:
             report.failed += len(tx.accounts)
-            self._event(logging.ERROR, "failed", accounts=tx.label, stage="mined", tx=tx.tx_hash)
+            self._event(logging.ERROR, "failed", accounts=tx.label, stage="mined", tx=mined)
             return
         report.confirmed += 1
         abi = self.engine_abi
@@ -262,12 +298,12 @@ class Acting:
             elif topic == abi.topic_skipped:
                 report.lost_races += 1
                 account = topic_address(log["topics"][1])
-                self._event(logging.INFO, "lost_race", account=account, stage="mined", tx=tx.tx_hash)
+                self._event(logging.INFO, "lost_race", account=account, stage="mined", tx=mined)
         self._event(
             logging.INFO,
             "confirmed",
             accounts=tx.label,
-            tx=tx.tx_hash,
+            tx=mined,
             block=receipt["blockNumber"],
             gas_used=receipt["gasUsed"],
         )

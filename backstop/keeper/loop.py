@@ -41,11 +41,11 @@ from typing import Any
 from eth_utils import to_checksum_address
 from hexbytes import HexBytes
 from web3 import Web3
-from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
+from web3.exceptions import ContractLogicError, Web3RPCError
 
 from backstop.chain.abi import error_name
 from backstop.chain.rpc import Retrier, RpcUnavailable, rpc_message
-from backstop.chain.tx import DEFAULT_GAS_MARGIN_PCT
+from backstop.chain.tx import DEFAULT_FEE_BUMP_PCT, DEFAULT_GAS_MARGIN_PCT, DEFAULT_REPRICE_AFTER, FeePolicy
 from backstop.decisions import AccountHealth, GasModel, plan_liquidations
 from backstop.decisions.fallback import (
     DEFAULT_BUFFER_RATIO,
@@ -59,7 +59,7 @@ from backstop.keeper.engine_abi import EngineAbi, load_engine_abis
 from backstop.keeper.index import AccountIndex
 from backstop.keeper.logs import emit
 from backstop.keeper.risk import DEFAULT_MIN_BUFFER, OwnRisk, human, ratio
-from backstop.keeper.sender import TxSender
+from backstop.keeper.sender import Sent, TxSender
 from backstop.keeper.signer import Signer
 from backstop.keeper.state import COUNTER_NAMES, KeeperConfigError, PassReport
 from backstop.units import WAD
@@ -87,7 +87,12 @@ class Keeper(Acting, AccountIndex):
     ``max_inherit_notional`` (WAD, the inherit ceiling: the keeper's gross notional after the
     plan, None for none); ``min_buffer`` (WAD: ``own_buffer_low`` while free collateral < that
     share of the keeper's IMR), ``market_names`` (market id → name, for the log lines) and
-    ``max_backoff`` (seconds: the longest wait while the node is down).
+    ``max_backoff`` (seconds: the longest wait while the node is down). Fees
+    (:mod:`backstop.keeper.fees`): ``max_fee`` (wei, the cap on ``maxFeePerGas``; None for none),
+    ``priority_fee`` (wei, instead of ``eth_maxPriorityFeePerGas``), ``reprice_after`` (seconds
+    without a receipt before a transaction is re-signed with fees raised by ``fee_bump_pct``
+    percent, ≥ 10; None: never) and ``eth_price`` (WAD, the quote value of 1 ETH for the
+    profitability floor; None: the price of the market named ``ETH`` in ``market_names``).
 
     After each pass ``last_pass`` (the :class:`PassReport`), ``own_risk``
     (:class:`~backstop.keeper.risk.OwnRisk`), ``own_buffer_low`` and ``stale_markets`` (name →
@@ -120,6 +125,11 @@ class Keeper(Acting, AccountIndex):
         min_buffer: int = DEFAULT_MIN_BUFFER,
         market_names: Mapping[int, str] | None = None,
         max_backoff: float = DEFAULT_MAX_BACKOFF,
+        max_fee: int | None = None,
+        priority_fee: int | None = None,
+        reprice_after: float | None = DEFAULT_REPRICE_AFTER,
+        fee_bump_pct: int = DEFAULT_FEE_BUMP_PCT,
+        eth_price: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] | None = None,
     ) -> None:
@@ -133,6 +143,12 @@ class Keeper(Acting, AccountIndex):
             or max_backoff <= 0
         ):
             raise KeeperConfigError("max_inherit_notional and min_buffer must be ≥ 0, max_backoff > 0")
+        try:
+            self.fee_policy = FeePolicy(max_fee, priority_fee, fee_bump_pct, reprice_after)
+        except ValueError as err:
+            raise KeeperConfigError(str(err)) from None
+        if eth_price is not None and eth_price <= 0:
+            raise KeeperConfigError(f"eth_price must be > 0 (WAD, the quote value of 1 ETH), not {eth_price}")
         self.web3 = web3
         # The keeper's own client on the same connection, without web3's default middleware: the
         # validation middleware adds an eth_chainId round trip to every eth_call and estimate,
@@ -158,6 +174,8 @@ class Keeper(Acting, AccountIndex):
         self.min_buffer = min_buffer
         self.market_names = dict(market_names or {})
         self.max_backoff = max_backoff
+        self.eth_price = eth_price
+        self._eth_warned, self._pass_eth_price = False, None
         self._clock = clock
         self._stop_requested = False
         # Retries and receipt polls sleep plainly; the loop's waits (``_pause``) end early on a stop.
@@ -184,7 +202,10 @@ class Keeper(Acting, AccountIndex):
         """Startup reads: the chain id, the persisted state (checked against this chain), the
         keeper's own margin; then the ``start`` line."""
         self.chain_id: int = self.rpc.call("eth_chainId", lambda: self._w3.eth.chain_id)
-        self.sender = TxSender(self._w3, self.signer, self.chain_id, self.rpc, self._event, self._clock)
+        self.sender = TxSender(
+            self._w3, self.signer, self.chain_id, self.rpc, self._event, self._clock,
+            policy=self.fee_policy, receipt_timeout=self.receipt_timeout, sleep=self._sleep,
+        )  # fmt: skip
         self._accounts: dict[str, str] = {}  # lower-case → checksum
         self.cursor: int = self.start_block - 1
         self._cursor_hash: str | None = None
@@ -335,6 +356,7 @@ class Keeper(Acting, AccountIndex):
             unabsorbable=len(report.unabsorbable),
             failed=report.failed,
             lost_races=report.lost_races,
+            unprofitable=report.unprofitable,
             lag=report.lag_blocks,
             rpc_retries=self.rpc.retries,
             stale_markets=",".join(report.stale_markets) or "-",
@@ -404,20 +426,10 @@ class Keeper(Acting, AccountIndex):
                 return error_name(raw, self.engine_abi.errors)
         return rpc_message(err) if isinstance(err, Web3RPCError) else type(err).__name__
 
-    def _wait_receipt(self, tx_hash: str) -> Any:
-        deadline = self._clock() + self.receipt_timeout
-        delay = 0.005  # then ×1.5 up to 1 s: waits at most half again the mining latency
-        while True:
-            try:
-                return self.rpc.call(
-                    "eth_getTransactionReceipt", lambda: self._w3.eth.get_transaction_receipt(tx_hash)
-                )
-            except TransactionNotFound:
-                pass
-            if self._clock() > deadline:
-                raise TimeoutError(f"no receipt for {tx_hash} after {self.receipt_timeout:.0f} s")
-            self._sleep(delay)
-            delay = min(delay * 1.5, 1.0)
+    def _wait_receipt(self, sent: Sent) -> Any:
+        """The receipt of ``sent`` (any hash signed for its nonce), re-pricing it while it waits
+        (:meth:`TxSender.wait`)."""
+        return self.sender.wait(sent)
 
     # --- the loop ----------------------------------------------------------------------------------
 

@@ -11,14 +11,25 @@ from pathlib import Path
 from typing import Any
 
 #: Counters the keeper keeps across passes (besides ``passes`` and ``rpc_retries``).
-COUNTER_NAMES = ("scanned", "liquidatable", "sent", "confirmed", "failed", "lost_races", "lag")
+COUNTER_NAMES = (
+    "scanned",
+    "liquidatable",
+    "sent",
+    "confirmed",
+    "failed",
+    "lost_races",
+    "unprofitable",
+    "lag",
+)
 
 
 @dataclass
 class PassReport:
     """What one pass did. ``sent``/``confirmed`` count transactions (a batch is one);
     ``liquidated`` lists the accounts liquidated whole, in chain order; ``lost_races`` the accounts
-    a competitor or a price move took first. ``lag_blocks``: blocks the chain advanced past the
+    a competitor or a price move took first; ``unprofitable`` the accounts not sent because their
+    keeper reward was below the gas at the capped fee (a base fee above the cap counts as
+    ``failed``). ``lag_blocks``: blocks the chain advanced past the
     pass's snapshot block by the time the pass ended."""
 
     scanned: int = 0
@@ -27,11 +38,13 @@ class PassReport:
     confirmed: int = 0
     failed: int = 0
     lost_races: int = 0
+    unprofitable: int = 0
     lag_blocks: int = 0
     #: ``liquidateMany`` transactions sent, and partial steps confirmed.
     batches: int = 0
     partial_steps: int = 0
     liquidated: list[str] = field(default_factory=list)
+    #: One hash per transaction sent: the one that mined when a re-priced replacement did.
     tx_hashes: list[str] = field(default_factory=list)
     #: Liquidatable accounts the keeper's capital (or market slots, or the inherit ceiling) could
     #: not take: each with the capital it would need (``backstop.decisions.Unabsorbable``).
