@@ -35,7 +35,7 @@ from web3 import Web3
 from backstop.chain.manifest import code_problems, manifest_path
 from backstop.chain.node import NoNewNodeCommand
 from backstop.chain.rpc import RpcUnavailable
-from backstop.chain.tx import GWEI
+from backstop.chain.tx import wei_of_gwei
 from backstop.keeper import Keeper, KeeperConfigError, KeeperStateError, LocalSigner
 from backstop.keeper.bot import KeeperService, run_bot
 from backstop.keeper.endpoints import AllEndpointsExcluded, FailoverProvider
@@ -86,7 +86,7 @@ def wad(value: float | None) -> int | None:
 
 
 def gwei(value: float | None) -> int | None:
-    return None if value is None else int(Decimal(str(value)) * GWEI)
+    return None if value is None else wei_of_gwei(value)
 
 
 def market_names(path: Path) -> dict[int, str]:
@@ -324,6 +324,10 @@ def cli(ctx, provider, account, config_path: Path | None, once: bool, **_flags):
             max_inherit_notional=wad(settings.max_inherit_notional),
             min_buffer=wad(settings.min_buffer),
             market_names=market_names(manifest),
+            max_fee=gwei(settings.max_fee_gwei),
+            priority_fee=gwei(settings.priority_fee_gwei),
+            reprice_after=settings.reprice_after,
+            eth_price=wad(settings.eth_price),
         )
         service = KeeperService(keeper, Monitor())
         if settings.metrics_port is not None:

@@ -22,6 +22,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from backstop.chain.tx import wei_of_gwei
 from backstop.decisions.fallback import DEFAULT_BUFFER_RATIO, DEFAULT_GAS_BUDGET, DEFAULT_MIN_STEP_NOTIONAL
 from backstop.keeper.risk import DEFAULT_MIN_BUFFER
 from backstop.units import WAD
@@ -73,6 +74,13 @@ class KeeperSettings(BaseModel):
     max_lag_blocks: int = Field(5, ge=0)
     log_format: Literal["text", "json"] = "text"
     debug: bool = False
+
+    @field_validator("max_fee_gwei", "priority_fee_gwei")
+    @classmethod
+    def _whole_wei(cls, gwei: float | None) -> float | None:
+        if gwei is not None:
+            wei_of_gwei(gwei)  # ValueError: not a whole number of wei
+        return gwei
 
     @field_validator("rpc_urls")
     @classmethod

@@ -74,6 +74,7 @@ def test_the_config_file_may_come_from_the_environment(tmp_path):
         ("", {}, {"rpc_urls": ["ws://a"]}, "--rpc-urls: an http(s) URL expected, got 'ws://a'"),
         ("rpc_urls: [http://a, http://a]\n", {}, {}, "keeper.yaml: rpc_urls: a URL is listed twice"),
         ("- 1\n", {}, {}, "keeper.yaml: a mapping of settings expected, got list"),
+        ("", {}, {"max_fee_gwei": 1e-12}, "--max-fee-gwei: not a gwei amount of whole wei ≥ 0: 1e-12"),
         ("a: [\n", {}, {}, "keeper.yaml: not valid YAML"),
     ],
 )
