@@ -259,7 +259,8 @@ def cli(ctx, provider, account, config_path: Path | None, once: bool, **_flags):
     try:
         settings = load_settings(config_path, os.environ, given_flags(ctx))
     except KeeperSettingsError as err:
-        click.echo(f"keeper: {err}", err=True)
+        for line in str(err).splitlines():
+            click.echo(f"keeper: {line}", err=True)
         sys.exit(2)
     handler = logging.StreamHandler()
     handler.setFormatter(formatter(settings.log_format))
@@ -347,8 +348,8 @@ def cli(ctx, provider, account, config_path: Path | None, once: bool, **_flags):
             if stop.received == "SIGINT":
                 status = 130
         else:
-            run_bot(service, poll_interval=settings.poll_interval)
-            status = 130 if service.signal_name == "SIGINT" else 0
+            clean = run_bot(service, poll_interval=settings.poll_interval)
+            status = 130 if service.signal_name == "SIGINT" else 0 if clean else 1
         sys.exit(status)
     except (KeeperStateError, KeeperConfigError) as err:
         click.echo(f"keeper: {err}", err=True)

@@ -44,6 +44,11 @@ _TRANSIENT_MESSAGES = (
 )
 
 
+def _event(event: str, **fields: object) -> dict[str, object]:
+    """The ``extra`` of a keeper event record (its name and fields, for JSON log lines)."""
+    return {"keeper_event": event, "keeper_fields": fields}
+
+
 class RpcUnavailable(Exception):
     """The node kept failing after every retry; the last error is chained."""
 
@@ -124,6 +129,9 @@ class Retrier:
                         what,
                         attempt,
                         type(err).__name__,
+                        extra=_event(
+                            "rpc_unavailable", call=what, attempts=attempt, error=type(err).__name__
+                        ),
                     )
                     raise RpcUnavailable(f"{what}: still failing after {self.max_retries} retries") from err
                 self.retries += 1
@@ -134,5 +142,12 @@ class Retrier:
                     attempt,
                     int(wait * 1000),
                     type(err).__name__,
+                    extra=_event(
+                        "rpc_retry",
+                        call=what,
+                        attempt=attempt,
+                        delay_ms=int(wait * 1000),
+                        error=type(err).__name__,
+                    ),
                 )
                 self.sleep(wait)

@@ -30,13 +30,14 @@ from typing import Any
 from ape import chain
 from ape.api import ProviderContextManager
 from silverback import SilverbackBot
+from silverback.exceptions import Halt
 from silverback.runner import BaseRunner
 from silverback.settings import Settings
 from silverback.utils import clean_hexbytes_dict
 from web3.exceptions import Web3RPCError
 
 from backstop.chain.rpc import RpcUnavailable, rpc_message
-from backstop.keeper.loop import DEFAULT_MAX_BACKOFF, Keeper
+from backstop.keeper.loop import DEFAULT_MAX_BACKOFF, Keeper, backoff_delay
 from backstop.keeper.metrics import Monitor, own_values
 from backstop.keeper.state import PassReport
 
@@ -87,6 +88,9 @@ class KeeperService:
                 self.keeper._event(logging.ERROR, "pass_failed", error=str(err))
                 self.monitor.update(node_up=False, node_error=str(err))
                 return None
+            except Exception as err:  # a bug, not an outage: logged, then counted by Silverback
+                self.keeper._event(logging.ERROR, "pass_error", error=f"{type(err).__name__}: {err}")
+                raise
             self.record(report)
             return report
 
@@ -172,6 +176,8 @@ class HeadRunner(BaseRunner):
         self.service = service
         self.poll_interval = poll_interval
         self.max_backoff = max_backoff
+        #: Silverback halted the bot: more than ``max_exceptions`` passes in a row raised.
+        self.halted = False
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(asyncio.TimeoutError):
@@ -200,7 +206,7 @@ class HeadRunner(BaseRunner):
             block = await asyncio.to_thread(self.service.poll_head)
             if block is None:
                 failures += 1
-                wait = min(self.poll_interval * 2**failures, self.max_backoff)
+                wait = backoff_delay(self.poll_interval, failures, self.max_backoff)
                 self.service.keeper._event(
                     logging.ERROR,
                     "pass_failed",
@@ -211,7 +217,17 @@ class HeadRunner(BaseRunner):
                 continue
             failures = 0
             if block["number"] != last:
-                await self.run_task(task_data, block)
+                try:
+                    await self.run_task(task_data, block)
+                except Halt:
+                    self.halted = True
+                    self.service.keeper._event(
+                        logging.ERROR,
+                        "halted",
+                        errors=self.max_exceptions + 1,
+                        reason="handler errors in a row",
+                    )
+                    raise
                 last = block["number"]
             await self._sleep(self.poll_interval)
 
@@ -219,8 +235,10 @@ class HeadRunner(BaseRunner):
         raise NotImplementedError("HeadRunner feeds block handlers only")
 
 
-def run_bot(service: KeeperService, *, poll_interval: float) -> None:
-    """Runs the keeper under Silverback until a signal stops it."""
-    bot = make_bot(service)
-    asyncio.run(HeadRunner(bot, service, poll_interval=poll_interval).run())
+def run_bot(service: KeeperService, *, poll_interval: float) -> bool:
+    """Runs the keeper under Silverback until a signal stops it (True) or Silverback halts it after
+    more than 3 failed passes in a row (False: a supervisor should restart it)."""
+    runner = HeadRunner(make_bot(service), service, poll_interval=poll_interval)
+    asyncio.run(runner.run())
     service.finish()  # no-op when the shutdown handler ran
+    return not runner.halted

@@ -68,6 +68,12 @@ from backstop.units import WAD
 DEFAULT_MAX_BACKOFF = 5.0
 
 
+def backoff_delay(poll_interval: float, failures: int, max_backoff: float = DEFAULT_MAX_BACKOFF) -> float:
+    """Seconds to wait after ``failures`` passes in a row found the node down: doubling from twice
+    the poll interval, at most ``max_backoff``."""
+    return min(poll_interval * 2**failures, max_backoff)
+
+
 class Keeper(Acting, AccountIndex):
     """Follows the engine and liquidates every liquidatable account it indexes.
 
@@ -452,7 +458,7 @@ class Keeper(Acting, AccountIndex):
                 failures = 0
             except RpcUnavailable as err:
                 failures += 1
-                wait = min(poll_interval * 2**failures, self.max_backoff)
+                wait = backoff_delay(poll_interval, failures, self.max_backoff)
                 self._event(logging.ERROR, "pass_failed", error=str(err), retry_in_s=wait)
                 self._pause(wait)
             passes += 1

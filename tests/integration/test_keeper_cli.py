@@ -390,3 +390,45 @@ def test_config_file_environment_and_flags_with_json_logs(chain_cli, tmp_path):
     assert f"{config}: unknown key 'max_fee'" in bad.stderr
     assert f"{config}: batch_size: must be ≥ 1, got 0" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_while_the_node_is_down_health_fails_backoff_is_capped_and_the_keeper_recovers(chain_cli, tmp_path):
+    """The keeper's only URL goes through a proxy that is cut, then restarted on the same port."""
+    url = chain_cli.url
+    proxy = Proxy(int(url.rsplit(":", 1)[1]))
+    port = free_port()
+    keeper = Running(
+        [
+            *("--deployment", chain_cli.manifest, "--state", str(tmp_path / "k.json")),
+            *("--rpc-url", proxy.url, "--poll-interval", "0.2", "--metrics-port", str(port)),
+        ],
+        url,
+    )
+    try:
+        keeper.wait_for("keeper pass ")
+        proxy.cut()
+        keeper.wait_for("keeper pass_failed ", count=6)
+        down_status, down = health_of(port)
+        down_metrics = metric_values(port)
+        proxy = Proxy(int(url.rsplit(":", 1)[1]), port=proxy.port)
+        crash = ape_run(
+            ["populate", "--manifest", chain_cli.manifest, "--refresh", "--move", "ETH=-25%"], url
+        )
+        assert crash.returncode == 0, crash.stdout + crash.stderr
+        keeper.wait_for(" liquidated=5 ")
+        up_status, up = health_of(port)
+    finally:
+        code = keeper.stop()
+        proxy.cut()
+    assert code == 0, "".join(keeper.output)
+    lines = keeper_lines("".join(keeper.output))
+    waits = [
+        float(m.split("retry_in_s=")[1].split()[0]) for m in lines if m.startswith("keeper pass_failed ")
+    ]
+    assert waits[:6] == [0.4, 0.8, 1.6, 3.2, 5.0, 5.0]  # doubling from twice the poll interval, capped at 5 s
+    assert down_status == 503 and down["checks"]["node"] == "down"
+    assert any(p.startswith("node down: ") for p in down["problems"])
+    assert down_metrics["backstop_keeper_node_up"] == 0
+    assert down_metrics[f'backstop_keeper_rpc_errors_total{{endpoint="{proxy.url}"}}'] >= 6
+    assert up_status == 200 and up["ready"] is True
+    assert sorted(a for a, _ in chain_cli.liquidations()) == sorted(address_of(i) for i in (1, 3, 5, 7, 9))

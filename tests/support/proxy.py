@@ -9,11 +9,17 @@ import socketserver
 import threading
 
 
-class Proxy:
-    """Forwards ``127.0.0.1:<port>`` to ``target_port``; :meth:`cut` closes the listening socket
-    and every open connection, so the URL refuses from then on."""
+class _Server(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True  # restart on the port of a proxy just cut
+    daemon_threads = True
 
-    def __init__(self, target_port: int) -> None:
+
+class Proxy:
+    """Forwards ``127.0.0.1:<port>`` (a free one unless given: a proxy cut before may be
+    restarted on its port) to ``target_port``; :meth:`cut` closes the listening socket and every
+    open connection, so the URL refuses from then on."""
+
+    def __init__(self, target_port: int, port: int = 0) -> None:
         proxy = self
         self.connections: list[socket.socket] = []
 
@@ -38,8 +44,7 @@ class Proxy:
                 pump(self.request, upstream)
                 back.join(timeout=5)
 
-        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Pipe)
-        self.server.daemon_threads = True
+        self.server = _Server(("127.0.0.1", port), Pipe)
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
