@@ -208,10 +208,11 @@ def _int(value: Any, where: str, low: int | None = None, high: int | None = None
 
 
 def _dec(value: Any, where: str) -> Decimal:
-    """A number as an exact ``Decimal`` (YAML ints and exact-decimal floats)."""
-    if isinstance(value, bool) or not isinstance(value, int | Decimal):
+    """A number as an exact ``Decimal`` (YAML ints and exact-decimal floats; a Python float, from
+    a caller that bypasses the loader, as its shortest repr)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         raise RiskConfigError(f"{where}: a number expected, got {_show(value)}")
-    d = Decimal(value)
+    d = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
     if not d.is_finite():
         raise RiskConfigError(f"{where}: a finite number expected, got {_show(value)}")
     return d
