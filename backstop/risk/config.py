@@ -34,6 +34,7 @@ from backstop.risk.spec import (
     ProcessSpec,
     Replay,
     RiskConfig,
+    RiskConfigError,
     Shock,
 )
 from backstop.risk.types import Fund, Keeper
@@ -51,10 +52,6 @@ DEFAULT_STEP_SECONDS = 300
 PROCESS_OPTIONS = ("correlation", "shocks", "replay")
 #: Tolerance of the correlation checks (eigenvalues, symmetry of floats).
 PSD_TOLERANCE = 1e-10
-
-
-class RiskConfigError(ValueError):
-    """A risk config is malformed; the message names the dotted key, one line per problem."""
 
 
 # --- YAML: exact decimals, no duplicate keys ----------------------------------------------------

@@ -21,13 +21,13 @@ population):
 from __future__ import annotations
 
 from decimal import ROUND_FLOOR, Decimal
+from typing import Protocol
 
 import numpy as np
 
 from backstop.config import MarketConfig
 from backstop.model.math import ceil_div, mul_wad_up
-from backstop.risk.config import RiskConfigError
-from backstop.risk.spec import Distribution, RiskConfig
+from backstop.risk.inputs import Distribution, PopulationSpec, RiskConfigError
 from backstop.risk.types import Pair
 from backstop.units import WAD, format_units
 
@@ -91,7 +91,15 @@ def _sizes(dist: Distribution, price: int, rng: np.random.Generator, n: int, whe
     )
 
 
-def generate_pairs(cfg: RiskConfig, rng: np.random.Generator) -> tuple[Pair, ...]:
+class _Config(Protocol):
+    """What :func:`generate_pairs` reads of a ``backstop.risk.spec.RiskConfig``."""
+
+    population: PopulationSpec
+    collateral_decimals: int
+    markets: tuple[MarketConfig, ...]
+
+
+def generate_pairs(cfg: _Config, rng: np.random.Generator) -> tuple[Pair, ...]:
     """The population of ``cfg`` (``population.accounts / 2`` pairs) drawn from ``rng``; a
     market's total size above its ``open_interest_cap`` is a ``RiskConfigError``."""
     spec = cfg.population

@@ -5,42 +5,15 @@ statistics (process and distribution parameters) floats."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
 
 from backstop.config import MarketConfig
+from backstop.risk.inputs import Distribution, PopulationSpec, RiskConfigError
 from backstop.risk.types import Fund, Keeper, Lab
 
-
-@dataclass(frozen=True)
-class Distribution:
-    """A positive random quantity: ``lognormal`` (``median·exp(sigma·Z)``), ``fixed`` (``value``)
-    or ``table`` (``values`` drawn with probabilities ``weights``, normalized)."""
-
-    kind: str
-    median: float = 0.0
-    sigma: float = 0.0
-    value: float = 0.0
-    values: tuple[float, ...] = ()
-    weights: tuple[float, ...] = ()
-
-
-@dataclass(frozen=True)
-class PopulationSpec:
-    """``accounts`` accounts in long/short pairs; ``shares[m]``: market ``m``'s share of the pairs
-    (exact decimals summing to 1); each side's leverage and the pair's notional (quote units)."""
-
-    accounts: int
-    seed: int
-    shares: tuple[Decimal, ...]
-    leverage: Distribution
-    size: Distribution
-
-    @property
-    def pairs(self) -> int:
-        return self.accounts // 2
+__all__ = ["Distribution", "PopulationSpec", "RiskConfigError"]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,138 @@
+"""``backstop risk run CONFIG`` (also ``ape run risk run CONFIG``): docs/risk-lab.md §"Running"."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+DEFAULT_OUT = Path("reports") / "risk"
+
+
+@click.group(help="The risk lab: Monte Carlo stress of the waterfall (docs/risk-lab.md).")
+def risk() -> None:
+    pass
+
+
+@risk.command("run")
+@click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--paths", type=int, default=None, help="Paths to simulate [the config's `paths`].")
+@click.option("--seed", type=int, default=None, help="Run seed [the config's `seed`].")
+@click.option(
+    "--workers",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Processes on this machine (a local Dask cluster when > 1).",
+)
+@click.option(
+    "--scheduler",
+    default=None,
+    help="A Dask scheduler's address (tcp://host:8786): run the chunks on its workers.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_OUT,
+    show_default=True,
+    help="Where the JSON report and the charts go.",
+)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def run_command(
+    config_path: Path,
+    paths: int | None,
+    seed: int | None,
+    workers: int,
+    scheduler: str | None,
+    out_dir: Path,
+    quiet: bool,
+) -> None:
+    """Simulate CONFIG's paths and write DIR/<name>.json and its charts."""
+    from backstop.risk.config import RiskConfigError, load_risk_config
+    from backstop.risk.report import report, write
+    from backstop.risk.run import run_paths
+
+    def fail(message: str) -> None:
+        for line in message.splitlines():
+            click.echo(f"risk: {line}", err=True)
+        sys.exit(2)
+
+    try:
+        config = load_risk_config(config_path)
+    except RiskConfigError as err:
+        fail(str(err))
+    n = config.paths if paths is None else paths
+    run_seed = config.seed if seed is None else seed
+    if n < 1:
+        fail(f"--paths: must be ≥ 1, got {n}")
+    if workers < 1:
+        fail(f"--workers: must be ≥ 1, got {workers}")
+    if scheduler is not None and workers != 1:
+        fail("--workers and --scheduler exclude each other (the cluster's workers do the work)")
+    lab = config.lab()
+    click.echo(
+        f"risk: {lab.name}: {n:,} paths × {lab.accounts:,} accounts × {lab.steps:,} steps "
+        f"({lab.steps * lab.step_seconds / 3600:g} h), seed {run_seed}, exact engine",
+        err=True,
+    )
+    progress, advance = _progress(n, quiet)
+    with progress:
+        output = run_paths(config, n, run_seed, workers=workers, scheduler=scheduler, progress=advance)
+    body = report(
+        lab,
+        output.results,
+        seed=run_seed,
+        engine="exact",
+        config_path=str(config_path),
+        seconds=output.seconds,
+        where=output.where,
+    )
+    files = write(out_dir, lab.name, body, output.results, lab)
+    m, p = body["metrics"], body["probabilities"]
+    click.echo(
+        f"risk: {n:,} paths in {output.seconds:.1f} s on {output.where} ({body['paths_per_s']:,.1f} paths/s)\n"
+        f"  bad debt: p50 {m['bad_debt']['p50']:,.2f}  p99 {m['bad_debt']['p99']:,.2f}  ES99 {m['bad_debt']['es99']:,.2f}\n"
+        f"  socialized: p99 {m['socialized']['p99']:,.2f}  ES99 {m['socialized']['es99']:,.2f}; "
+        f"P(socialization) {p['socialization']:.2%}, P(fund exhausted) {p['fund_exhausted']:.2%}\n"
+        + "\n".join(f"  wrote {f}" for f in files)
+    )
+
+
+def _progress(total: int, quiet: bool):
+    """A rich progress bar on stderr (paths done, paths/s, ETA), or a silent stand-in."""
+    import contextlib
+
+    if quiet:
+        return contextlib.nullcontext(), None
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
+
+    class Rate(ProgressColumn):
+        def render(self, task) -> Text:  # paths per second so far
+            speed = task.finished_speed or task.speed
+            return Text("" if speed is None else f"{speed:,.1f} paths/s")
+
+    progress = Progress(
+        TextColumn("paths"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        Rate(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=False,
+    )
+    task = progress.add_task("paths", total=total)
+    return progress, lambda n: progress.advance(task, n)

@@ -1,0 +1,152 @@
+"""The risk lab's exact engine (docs/risk-lab.md §"Engines"): one price path played on the
+reference model, through the real keeper policy, as a stress scenario.
+
+:func:`scenario_of` turns a :class:`~backstop.risk.types.Lab` and one price path into a
+:class:`~backstop.scenario.Scenario`: the staker stakes the fund, every pair deposits and trades
+at the initial prices, then each step advances the clock, sets the path's prices and — every
+``latency + 1`` steps — runs one keeper pass (the stress runner's model backend plays it as the
+real keeper plays it: ``backstop.decisions`` plans with the keeper's capital, whole accounts in
+batches, partial steps for solvent accounts it cannot take whole). :func:`run_path` plays it with
+``backstop.stress.runner.run`` on :class:`~backstop.stress.ModelBackend` and reduces the run to
+a :class:`PathResult`. The same scenario, written out, replays the path on a chain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from backstop.risk.types import Lab, PricePath
+from backstop.scenario import Advance, KeeperPass, Price, Scenario, Stake, Trade
+from backstop.stress.model_backend import ModelBackend
+from backstop.stress.runner import run
+from backstop.units import WAD
+
+STAKER = "staker"
+KEEPER = "keeper"
+
+
+def long_name(i: int) -> str:
+    return f"l{i}"
+
+
+def short_name(i: int) -> str:
+    return f"s{i}"
+
+
+def scenario_of(lab: Lab, path: PricePath, name: str | None = None) -> Scenario:
+    """The path as a scenario (see the module docstring). ``path[0]`` must be the markets' initial
+    prices: the pairs trade at them."""
+    if len(path) != lab.steps + 1:
+        raise ValueError(f"the path has {len(path)} rows; {lab.steps + 1} expected (steps + 1)")
+    initial = tuple(m.mock_price for m in lab.markets)
+    if tuple(path[0]) != initial:
+        raise ValueError(f"the path starts at {path[0]}, not at the markets' prices {initial}")
+    names = [m.name for m in lab.markets]
+    accounts: dict[str, int] = {KEEPER: lab.keeper.capital, STAKER: 0}
+    for i, pair in enumerate(lab.pairs):
+        accounts[long_name(i)] = pair.long_margin
+        accounts[short_name(i)] = pair.short_margin
+    steps: list = []
+
+    def add(step_type, **fields) -> None:
+        steps.append(step_type(index=len(steps), **fields))
+
+    if lab.fund.assets:
+        add(Stake, account=STAKER, amount=lab.fund.assets)
+    for i, pair in enumerate(lab.pairs):
+        market = lab.markets[pair.market]
+        add(
+            Trade,
+            buyer=long_name(i),
+            seller=short_name(i),
+            market=market.name,
+            size=pair.size,
+            price=market.mock_price,
+            maker="seller",
+        )
+    every = lab.keeper.latency + 1
+    for t in range(1, lab.steps + 1):
+        add(Advance, seconds=lab.step_seconds)
+        add(Price, prices=dict(zip(names, path[t], strict=True)))
+        if t % every == 0:
+            add(KeeperPass, by=KEEPER)
+    return Scenario(
+        name=name or lab.name,
+        collateral_decimals=lab.collateral_decimals,
+        markets=lab.markets,
+        accounts=accounts,
+        steps=tuple(steps),
+        floor_tokens=lab.fund.floor,
+        per_event_cap_tokens=lab.fund.per_event_cap,
+    )
+
+
+@dataclass(frozen=True)
+class PathResult:
+    """One path's outcome. Money in WAD (quote units × 10¹⁸); ``fund_assets`` in token units
+    after setup and after every simulated step (``steps + 1`` values)."""
+
+    bad_debt: int
+    covered: int
+    socialized: int
+    liquidations: int  # whole-account liquidations and partial steps
+    partial_steps: int
+    fund_assets: tuple[int, ...]
+    #: Open interest (one side, quote notional at the initial prices) the pairs opened.
+    open_interest: int
+    #: The largest share of its equity (before the haircut) any account lost to socialization.
+    max_haircut_ratio: float
+    #: Every account's margin at the end (WAD), by name.
+    final_margins: dict[str, int]
+    trades_failed: int  # pairs whose opening trade reverted (0 for a well-formed population)
+    #: The fund ran out: a liquidation's deficit was socialized while the fund gave less than its
+    #: per-event cap (or had no cap), i.e. it had nothing more above its floor.
+    fund_exhausted: bool
+
+    @property
+    def haircut_per_oi(self) -> float:
+        """Socialized loss per unit of open interest."""
+        return self.socialized / self.open_interest if self.open_interest else 0.0
+
+
+def run_path(lab: Lab, path: PricePath) -> PathResult:
+    """Plays one path on the reference model (see the module docstring)."""
+    scenario = scenario_of(lab, path)
+    result = run(scenario, ModelBackend())
+    trades = [s for s in result.steps if s.action == "trade"]
+    # The fund after setup, then after every simulated step (its last step: price or keeper).
+    setup_end = 1 + (1 if lab.fund.assets else 0) + len(lab.pairs)  # series x: -1, then each setup step
+    every = lab.keeper.latency + 1
+    ends, i = [], setup_end - 1
+    for t in range(1, lab.steps + 1):
+        i += 2 + (t % every == 0)
+        ends.append(i)
+    scale = 10**lab.collateral_decimals
+    cap = lab.fund.per_event_cap * (WAD // scale)  # WAD, like the liquidation records
+    fund = [round(result.series.fund_assets[setup_end - 1] * scale)]
+    fund += [round(result.series.fund_assets[e] * scale) for e in ends]
+    oi = sum(
+        pair.size * lab.markets[pair.market].mock_price // WAD
+        for pair, step in zip(lab.pairs, trades, strict=True)
+        if not step.reverted
+    )
+    max_haircut = 0.0
+    for view in result.accounts.values():
+        if view.pending_loss > 0 and view.equity is not None:
+            before = view.equity + view.pending_loss
+            max_haircut = max(max_haircut, view.pending_loss / before if before > 0 else 1.0)
+    return PathResult(
+        bad_debt=result.totals["bad_debt"],
+        covered=result.totals["insurance_covered"],
+        socialized=result.totals["socialized"],
+        liquidations=len(result.liquidations),
+        partial_steps=sum(1 for liq in result.liquidations if liq.market is not None),
+        fund_assets=tuple(fund),
+        open_interest=oi,
+        max_haircut_ratio=max_haircut,
+        final_margins={name: view.margin for name, view in result.accounts.items()},
+        trades_failed=sum(1 for s in trades if s.reverted),
+        fund_exhausted=any(
+            liq.socialized > 0 and (cap == 0 or liq.covered < cap) for liq in result.liquidations
+        ),
+    )
