@@ -6,9 +6,10 @@ log-compressed (``log1p`` of the seconds), since a crash lasts minutes and a fun
 Panels, top to bottom: each market's oracle price; each account's equity on a symlog axis (linear
 within ±``EQUITY_LINTHRESH`` tokens, logarithmic beyond, so a 2,000-token account is not
 flattened under a 100,000-token one); the fund's assets, each staker's fund share value and the
-cumulative socialized loss. Dotted red lines mark liquidations, each labelled with the accounts it
-liquidated; grey crosses on the price panels mark reverted steps (red: a step that failed its
-expectation). A scenario in which no time passes is drawn against the step index instead.
+cumulative socialized loss. Dotted red lines mark liquidations, labelled with the accounts
+liquidated (and the steps, several at one instant in one label); grey crosses on the price panels
+mark reverted steps, with their count when several happen at one instant (red: a step that failed
+its expectation). A scenario in which no time passes is drawn against the step index instead.
 """
 
 from __future__ import annotations
@@ -102,6 +103,15 @@ def chart_figure(result: RunResult) -> Any:
                     markeredgewidth=2,
                     label=label,
                 )
+            counts: dict[tuple[float, float], int] = {}
+            for s in marks:
+                key = (at_step[s.index], after[s.index])
+                counts[key] = counts.get(key, 0) + 1
+            for (at, y), n in counts.items():
+                if n > 1:  # several at one instant: how many
+                    ax.annotate(
+                        f"×{n}", (at, y), xytext=(6, 4), textcoords="offset points", fontsize=8, color=color
+                    )
         ax.set_ylabel(f"{market} price")
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
@@ -120,16 +130,22 @@ def chart_figure(result: RunResult) -> Any:
         names = by_step.setdefault(liq.step, [])
         if liq.account not in names:
             names.append(liq.account)
+    by_x: dict[float, list[str]] = {}  # liquidations at one instant share one label
     for step, names in sorted(by_step.items()):
+        by_x.setdefault(at_step[step], []).append(f"{', '.join(names)} (steps[{step}])")
+    middle = (min(x) + max(x)) / 2
+    for row, (at, lines) in enumerate(by_x.items()):  # staggered: neighbours do not overlap
         ax.annotate(
-            "liquidated " + ", ".join(names),
-            xy=(at_step[step], 0),
-            xytext=(4, 6),
+            "liquidated " + "\n".join(lines),
+            xy=(at, 1),
+            xycoords=("data", "axes fraction"),
+            xytext=(4 if at <= middle else -4, -4 - 28 * (row % 3)),
             textcoords="offset points",
-            rotation=90,
             fontsize=8,
             color="tab:red",
-            va="bottom",
+            ha="left" if at <= middle else "right",
+            va="top",
+            bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "tab:red", "alpha": 0.8},
         )
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)

@@ -137,7 +137,7 @@ def test_the_chart_has_a_time_axis_a_symlog_equity_axis_labels_and_marks(tmp_pat
         price_ax, equity_ax, fund_ax = fig.axes[:3]
         assert equity_ax.get_yscale() == "symlog"
         texts = [t.get_text() for t in equity_ax.texts]
-        assert texts == ["liquidated alice"]
+        assert texts == ["liquidated alice (steps[4])"]
         assert "model time since the start" in fund_ax.get_xlabel()
         assert [t.get_text() for t in fund_ax.get_xticklabels()] == ["0", "1 h"]
         legend = [t.get_text() for t in fund_ax.get_legend().get_texts()]
