@@ -1,8 +1,8 @@
 """Stress reports: the JSON document of docs/scenario-format.md, the PNG chart and the summary table.
 
 The JSON holds every money amount, size and price as the decimal string of its exact WAD integer
-(``"1500000000000000000000"`` is 1500); ``index``, ``step``, ``chain_id`` and ``gas_used`` are
-plain numbers. Compatible extensions: top-level ``ok`` and ``failures``; per step ``description``,
+(``"1500000000000000000000"`` is 1500); ``index``, ``step``, ``chain_id``, ``gas_used`` and the
+steps' ``time`` are plain numbers. Compatible extensions: top-level ``ok`` and ``failures``; per step ``description``,
 ``error`` (the custom error of a revert) and ``expect_revert``; per account ``fund_shares``.
 ``insurance.total_supply`` and ``fund_shares`` are raw share units of the fund's ERC-20 (it has
 ``collateral_decimals + 6`` decimals), not WAD. ``equity`` / ``free_collateral`` are ``null`` when a
