@@ -1,7 +1,8 @@
 """The stress chart (PNG): prices, equities, the insurance fund, its stakers and the socialized
 loss against chain time since the start (the model's time on the model backend). Every distinct
-time is a tick labelled with the time since the start; the gaps between them are drawn
-log-compressed (``log1p`` of the seconds), since a crash lasts minutes and a fund's cooldown a week.
+time is a tick labelled with the time since the start (unless too close to the previous one);
+the gaps between them are drawn log-compressed (``log1p`` of the gap in tens of seconds), since a
+crash lasts minutes and a fund's cooldown a week.
 
 Panels, top to bottom: each market's oracle price; each account's equity on a symlog axis (linear
 within ±``EQUITY_LINTHRESH`` tokens, logarithmic beyond, so a 2,000-token account is not
@@ -23,6 +24,8 @@ from backstop.stress.results import RunResult
 #: Tokens within which the equity axis is linear.
 EQUITY_LINTHRESH = 100.0
 HOUR, DAY = 3600, 86400
+#: Seconds: the gap between two times is drawn ``log1p(gap / GAP_UNIT)`` wide.
+GAP_UNIT = 10
 
 
 def duration(seconds: int) -> str:
@@ -38,24 +41,30 @@ def duration(seconds: int) -> str:
 
 
 def time_positions(times: list[int]) -> dict[int, float]:
-    """Chain time -> x position: every distinct time gets a tick, and each gap between two of
-    them is drawn ``log1p(gap in seconds)`` wide, so a one-minute crash and a seven-day cooldown
-    both stay readable. Monotone: a later time is always further right."""
+    """Chain time -> x position: each gap between two distinct times is drawn
+    ``log1p(gap / GAP_UNIT)`` wide, so a one-minute crash and a seven-day cooldown both stay
+    readable while the second or so a chain adds per block barely shows. Monotone: a later time
+    is always further right."""
     positions, x, previous = {}, 0.0, None
     for t in sorted(set(times)):
         if previous is not None:
-            x += math.log1p(t - previous)
+            x += math.log1p((t - previous) / GAP_UNIT)
         positions[t] = x
         previous = t
     return positions
 
 
-def _thin(ticks: list[float], labels: list[str], most: int = 14) -> tuple[list[float], list[str]]:
-    """At most ``most`` ticks, spread over the axis, the first and the last kept."""
-    if len(ticks) <= most:
-        return ticks, labels
-    keep = sorted({round(i * (len(ticks) - 1) / (most - 1)) for i in range(most)})
-    return [ticks[i] for i in keep], [labels[i] for i in keep]
+def _ticks(positions: dict[int, float], fraction: float = 1 / 30) -> tuple[list[float], list[str]]:
+    """One tick per distinct time, labelled with it, leaving out a tick closer than ``fraction``
+    of the axis to the one before (the chain's per-block seconds would overprint)."""
+    span = max(positions.values(), default=0.0)
+    ticks: list[float] = []
+    labels: list[str] = []
+    for t, at in positions.items():
+        if not ticks or at - ticks[-1] >= span * fraction:
+            ticks.append(at)
+            labels.append(duration(t))
+    return ticks, labels
 
 
 def chart_figure(result: RunResult) -> Any:
@@ -78,7 +87,7 @@ def chart_figure(result: RunResult) -> Any:
     if max(series.time, default=0) > 0:
         positions = time_positions(series.time)
         x = [positions[t] for t in series.time]
-        ticks, tick_labels = _thin(list(positions.values()), [duration(t) for t in positions])
+        ticks, tick_labels = _ticks(positions)
         xlabel = f"{clock} time since the start (each gap drawn log-compressed)"
     else:
         x = [float(i) for i in series.x]

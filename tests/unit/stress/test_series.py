@@ -16,7 +16,7 @@ import pytest
 
 from backstop.scenario import parse_scenario_text
 from backstop.stress import ModelBackend, run
-from backstop.stress.chart import chart_figure, duration, time_positions, write_chart
+from backstop.stress.chart import _ticks, chart_figure, duration, time_positions, write_chart
 from backstop.stress.report import summary_table, to_json, without_chain_fields
 from backstop.units import WAD
 
@@ -127,6 +127,10 @@ def test_the_time_axis_spreads_every_distinct_time_and_labels_it():
     xs = list(positions.values())
     assert xs == sorted(xs) and len(set(xs)) == 4
     assert [duration(t) for t in positions] == ["0", "1 h", "1 h 1 min", "7 d 1 h"]
+    # the chain's per-block seconds barely widen the axis and get no tick of their own
+    chain = time_positions([0, 1, 2, 3600, 3601, 3660, 608462])
+    assert chain[2] - chain[0] < 0.2 < chain[3660] - chain[3601]
+    assert _ticks(chain)[1] == ["0", "1 h", "1 h 1 min", "7 d 1 h"]
 
 
 def test_the_chart_has_a_time_axis_a_symlog_equity_axis_labels_and_marks(tmp_path):
