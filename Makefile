@@ -1,7 +1,7 @@
 # Backstop: every target installs what is missing (idempotently), then acts.
 #   make demo     play scenarios/flash_crash.yaml on a local anvil: summary, JSON report, PNG chart
 #   make test     compile and run the whole test suite on anvil
-#   make stress SCENARIO=FILE [OUT=DIR]   play any scenario (see docs/scenarios.md)
+#   make stress SCENARIO=FILE [OUT=DIR] [BACKEND=chain|model]   play any scenario (see docs/scenarios.md)
 #   make deploy [NETWORK=ecosystem:network:provider ACCOUNT=alias CONFIG=file]
 #   make fuzz-deep [STEPS=N]   the differential fuzz machine on pyrevm for N steps (default 100,000)
 #   make mutation              deliberate bugs in a copy of the contracts; every one must be caught
@@ -35,7 +35,7 @@ STEPS ?= 100000
 help:
 	@echo "make demo     install what is missing, play scenarios/flash_crash.yaml on a local anvil"
 	@echo "make test     install what is missing, compile, run all tests on anvil"
-	@echo "make stress SCENARIO=FILE [OUT=DIR]  play a stress scenario, write DIR/<name>.json and .png"
+	@echo "make stress SCENARIO=FILE [OUT=DIR] [BACKEND=chain|model]  play a stress scenario, write DIR/<name>.json and .png"
 	@echo "make deploy [NETWORK=... ACCOUNT=... CONFIG=...]  deploy and verify a suite"
 	@echo "make fuzz-deep [STEPS=N]  differential fuzzing on pyrevm (default 100,000 steps)"
 	@echo "make mutation  run the CI fuzz profile against deliberately broken contracts"
@@ -76,7 +76,7 @@ demo: compile
 	$(BIN)/ape run stress --scenario scenarios/flash_crash.yaml --out reports
 
 stress: compile
-	$(BIN)/ape run stress --scenario $(SCENARIO) --out $(OUT)
+	$(BIN)/ape run stress --scenario $(SCENARIO) --out $(OUT) $(if $(BACKEND),--backend $(BACKEND))
 
 deploy: compile
 	$(BIN)/ape run deploy --config $(CONFIG) $(if $(NETWORK),--network $(NETWORK)) $(if $(ACCOUNT),--account $(ACCOUNT))

@@ -4,15 +4,18 @@ Everything is converted exactly: the YAML is read with a loader that turns every
 into a ``Decimal`` of its source text, then amounts become token units and sizes and prices WAD
 integers through ``backstop.units`` (a value with more decimals than its unit holds is an error,
 never a rounding). Every problem is reported as a ``ScenarioError`` that names where it is
-(``steps[3] (trade): unknown key 'szie'; allowed: ...``); step positions are 0-based, like the
-report's ``index``. Every account a step names must be declared under ``accounts`` (a deposit of
+(``steps[3] (trade): unknown key 'szie'; allowed: ...``), on one line; step positions are 0-based,
+like the report's ``index`` and the runner's progress lines. A duplicate key in any mapping is an
+error naming the key, its mapping and both lines (YAML would keep the last value). Every account a step names must be declared under ``accounts`` (a deposit of
 0 is fine for a staker), so a typo in a name is an error, not a new account.
 
 Extensions to docs/scenario-format.md, all optional and backward compatible:
 
 - top level ``description`` (free text);
 - ``insurance.window`` and ``insurance.per_event_cap`` (token units, like ``floor``);
-- ``expect_revert`` may name the custom error it expects (``expect_revert: ZeroAmount``);
+- ``expect_revert`` may name the custom error it expects (``expect_revert: ZeroAmount``); a name
+  that is not one of the suite's errors (:func:`backstop.scenario.errors.contract_error_names`) is
+  an error, with the closest known names;
 - ``settle`` takes an optional ``by`` (the sender; default: the relayer);
 - ``unstake`` takes an optional ``shares`` (decimal share tokens or ``all``, the default: every
   share of the pending request).
@@ -21,7 +24,7 @@ Extensions to docs/scenario-format.md, all optional and backward compatible:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -30,6 +33,7 @@ from typing import Any
 import yaml
 
 from backstop.config import MOCK, ConfigError, MarketConfig, market_from_mapping
+from backstop.scenario.errors import contract_error_names, duplicate_keys, known_error, yaml_problem
 from backstop.scenario.steps import (
     ALL,
     DEFAULT_COOLDOWN,
@@ -69,8 +73,16 @@ _ExactLoader.add_constructor("tag:yaml.org,2002:float", _construct_decimal)
 
 
 def load_yaml(text: str) -> Any:
-    """Parses YAML text with exact decimals (floats become ``Decimal``)."""
-    return yaml.load(text, Loader=_ExactLoader)
+    """Parses YAML text with exact decimals (floats become ``Decimal``). A duplicate key in any
+    mapping is a ``ScenarioError`` naming the key, where it is and both lines; a syntax error is a
+    ``ScenarioError`` on one line (``line 4, column 7: ...``)."""
+    try:
+        duplicates = duplicate_keys(yaml.compose(text, Loader=_ExactLoader))
+        if duplicates:
+            raise ScenarioError(duplicates[0])
+        return yaml.load(text, Loader=_ExactLoader)
+    except yaml.YAMLError as err:
+        raise ScenarioError(f"not valid YAML: {yaml_problem(err)}") from err
 
 
 # key -> required?  (expect_revert is allowed everywhere but on advance)
@@ -117,26 +129,25 @@ def load_scenario(path: str | Path) -> Scenario:
         raise ScenarioError(f"{path}: cannot read the scenario ({err.strerror or err})") from err
     try:
         return parse_scenario(load_yaml(text), source=str(path))
-    except yaml.YAMLError as err:
-        raise ScenarioError(f"{path}: not valid YAML: {err}") from err
     except ScenarioError as err:
         raise ScenarioError(f"{path}: {err}") from err
 
 
-def parse_scenario_text(text: str, source: str | None = None) -> Scenario:
-    """Parses scenario YAML text (exact decimals)."""
-    try:
-        raw = load_yaml(text)
-    except yaml.YAMLError as err:
-        raise ScenarioError(f"not valid YAML: {err}") from err
-    return parse_scenario(raw, source=source)
+def parse_scenario_text(
+    text: str, source: str | None = None, known_errors: Collection[str] | None = None
+) -> Scenario:
+    """Parses scenario YAML text (exact decimals); ``known_errors`` as for :func:`parse_scenario`."""
+    return parse_scenario(load_yaml(text), source=source, known_errors=known_errors)
 
 
 _TOP_KEYS = {"name", "description", "collateral_decimals", "markets", "insurance", "accounts", "steps"}
 
 
-def parse_scenario(raw: Any, source: str | None = None) -> Scenario:
-    """Validates a parsed scenario mapping (as from ``load_yaml``) into a ``Scenario``."""
+def parse_scenario(
+    raw: Any, source: str | None = None, known_errors: Collection[str] | None = None
+) -> Scenario:
+    """Validates a parsed scenario mapping (as from ``load_yaml``) into a ``Scenario``.
+    ``known_errors``: the names ``expect_revert`` may give (default: the suite's errors)."""
     if not isinstance(raw, Mapping):
         raise ScenarioError("a scenario is a mapping with name, markets, accounts and steps")
     _check_keys(raw, _TOP_KEYS, {"name", "markets", "steps"}, "scenario")
@@ -160,9 +171,16 @@ def parse_scenario(raw: Any, source: str | None = None) -> Scenario:
     if not isinstance(steps_raw, list):
         raise ScenarioError("steps: must be a list of one-key mappings")
     names = {m.name for m in markets}
+    errors = contract_error_names() if known_errors is None else frozenset(known_errors)
     steps = tuple(
         _parse_step(
-            i, entry, decimals=decimals, markets=names, accounts=set(accounts), market_configs=markets
+            i,
+            entry,
+            decimals=decimals,
+            markets=names,
+            accounts=set(accounts),
+            market_configs=markets,
+            errors=errors,
         )
         for i, entry in enumerate(steps_raw)
     )
@@ -370,11 +388,11 @@ def _account_list(raw: Any, accounts: set[str], where: str) -> tuple[str, ...]:
     return tuple(raw)
 
 
-def _parse_expect_revert(value: Any, where: str) -> bool | str:
+def _parse_expect_revert(value: Any, where: str, errors: Collection[str]) -> bool | str:
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and _ERROR_RE.match(value):
-        return value
+        return known_error(value, f"{where}.expect_revert", errors)
     raise ScenarioError(f"{where}.expect_revert: {value!r} must be true, false or a custom error name")
 
 
@@ -386,6 +404,7 @@ def _parse_step(
     markets: set[str],
     accounts: set[str],
     market_configs: tuple[MarketConfig, ...],
+    errors: Collection[str],
 ) -> Step:
     if not isinstance(entry, Mapping) or len(entry) != 1:
         raise ScenarioError(f"steps[{index}]: each step is a one-key mapping like '- trade: {{...}}'")
@@ -402,7 +421,9 @@ def _parse_step(
     if not isinstance(body, Mapping):
         raise ScenarioError(f"{where}: expected a mapping, got {body!r}")
     body = dict(body)
-    expect = _parse_expect_revert(body.pop("expect_revert"), where) if "expect_revert" in body else False
+    expect = (
+        _parse_expect_revert(body.pop("expect_revert"), where, errors) if "expect_revert" in body else False
+    )
 
     if action == "price":
         if not body:

@@ -294,6 +294,12 @@ class Scenario:
             fund_per_event_cap_tokens=self.per_event_cap_tokens,
         )
 
+    def stakers(self) -> list[str]:
+        """The accounts that stake into the insurance fund, in order of first appearance."""
+        names = self.account_names()
+        staking = {step.account for step in self.steps if isinstance(step, Stake)}
+        return [n for n in names if n in staking]
+
     def wallet_needs(self) -> dict[str, tuple[int, int]]:
         """Per account, token units it must hold to make every deposit and every stake it is
         asked to: ``(for the vault, for the fund)``. Withdrawals only add to a wallet."""

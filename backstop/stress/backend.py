@@ -92,6 +92,14 @@ class ScenarioBackend(Protocol):
         """The insurance fund's ``(totalAssets in token units, totalSupply in share units)``."""
         ...
 
+    def fund_shares(self, names: Sequence[str]) -> dict[str, int]:
+        """Each named account's fund shares: held, plus escrowed in a pending redeem request."""
+        ...
+
+    def clock(self) -> int:
+        """Seconds since the end of ``setup`` on the backend's clock (the chain's block time)."""
+        ...
+
     def checks(self) -> list[str]:
         """Extra invariants after a step (problems as text)."""
         ...

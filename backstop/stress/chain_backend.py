@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from backstop.chain.abi import error_name, error_names
@@ -122,6 +123,7 @@ class ChainBackend(Players):
         for name, amount in scenario.accounts.items():
             if amount:
                 self._must(self.vault.functions.deposit(amount), self.keys[name])
+        self._start_time = self.w3.eth.get_block("latest")["timestamp"]
 
     def _contract(self, ape_contract: Any) -> Any:
         return self.w3.eth.contract(address=ape_contract.address, abi=_abi_of(ape_contract))
@@ -281,6 +283,7 @@ class ChainBackend(Players):
     def play_cancel_update(self, step: CancelUpdate) -> Outcome:
         fn = self.engine.functions.cancelMarketUpdate(self.scenario.market_id(step.market))
         receipt, failed = self._send(fn, self.relayer)
+        return failed or self._done(receipt)
 
     def play_cancel_unstake(self, step: CancelUnstake) -> Outcome:
         key = self._key(step)
@@ -432,3 +435,14 @@ class ChainBackend(Players):
     def fund(self) -> tuple[int, int]:
         f = self.fund_.functions
         return f.totalAssets().call(), f.totalSupply().call()
+
+    def fund_shares(self, names: Sequence[str]) -> dict[str, int]:
+        f = self.fund_.functions
+        out = {}
+        for name in names:
+            addr = self.addresses[name]
+            out[name] = f.balanceOf(addr).call() + f.redeemRequestOf(addr).call()[0]
+        return out
+
+    def clock(self) -> int:
+        return self.w3.eth.get_block("latest")["timestamp"] - self._start_time

@@ -86,7 +86,8 @@ def describe(step: Step, scenario: Scenario) -> str:
 
 
 def progress_line(record: StepRecord, total: int, problems: list[str]) -> str:
-    """``[3/12] trade bob<-alice ETH 4 @ 2000 ok gas=187654`` (positions count from 1)."""
+    """``steps[3] trade bob<-alice ETH 4 @ 2000 ok gas=187654``: the step numbered as in the
+    scenario errors and the report's ``index`` (from 0); ``total`` is kept for callers."""
     if problems:
         status = "FAILED: " + "; ".join(p.split(": ", 1)[-1] for p in problems)
     elif record.reverted:
@@ -95,4 +96,4 @@ def progress_line(record: StepRecord, total: int, problems: list[str]) -> str:
         status = "ok"
     gas = f" gas={record.gas_used}" if record.gas_used else ""
     note = f" [{record.note}]" if record.note and not record.reverted else ""
-    return f"[{record.index + 1}/{total}] {record.description}{note} {status}{gas}"
+    return f"steps[{record.index}] {record.description}{note} {status}{gas}"

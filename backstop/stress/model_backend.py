@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from backstop.decisions import (
@@ -368,3 +368,15 @@ class ModelBackend(Players):
     def fund(self) -> tuple[int, int]:
         assert self.model is not None
         return self.model.fund_assets(), self.model.fund_supply()
+
+    def fund_shares(self, names: Sequence[str]) -> dict[str, int]:
+        assert self.model is not None
+        out = {}
+        for name in names:
+            addr = self.addresses[name]
+            request = self.model.redeem_request(addr)
+            out[name] = self.model.fund_shares(addr) + (request[0] if request else 0)
+        return out
+
+    def clock(self) -> int:
+        return self.now - self.start_time

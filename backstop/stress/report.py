@@ -1,12 +1,17 @@
 """Stress reports: the JSON document of docs/scenario-format.md, the PNG chart and the summary table.
 
 The JSON holds every money amount, size and price as the decimal string of its exact WAD integer
-(``"1500000000000000000000"`` is 1500); ``index``, ``step``, ``chain_id`` and ``gas_used`` are
-plain numbers. Compatible extensions: top-level ``ok`` and ``failures``; per step ``description``,
+(``"1500000000000000000000"`` is 1500); ``index``, ``step``, ``chain_id``, ``gas_used`` and the
+steps' ``time`` are plain numbers. Compatible extensions: top-level ``ok`` and ``failures``; per step ``description``,
 ``error`` (the custom error of a revert) and ``expect_revert``; per account ``fund_shares``.
 ``insurance.total_supply`` and ``fund_shares`` are raw share units of the fund's ERC-20 (it has
 ``collateral_decimals + 6`` decimals), not WAD. ``equity`` / ``free_collateral`` are ``null`` when a
 price they need is stale.
+
+Per-step time series (an extension): every ``steps`` entry carries the state after it -- ``time``
+(seconds since the start on the backend's clock), ``prices``, ``equity`` (null where unreadable),
+``fund_assets``, ``socialized_total`` (cumulative) and ``staked_value`` (each staker's fund shares
+at the fund's value) -- and top-level ``start`` the same state after setup.
 
 Floats appear only in the chart and the table, for display.
 """
@@ -14,16 +19,26 @@ Floats appear only in the chart and the table, for display.
 from __future__ import annotations
 
 import json
-import math
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any
 
-from backstop.stress.results import AccountView, RunResult
+from backstop.stress.chart import write_chart
+from backstop.stress.results import AccountView, RunResult, StepState
 from backstop.units import WAD
 
-#: Fields a model report cannot share with a chain report.
-CHAIN_ONLY_FIELDS = ("chain_id", "gas_used")
+#: Fields a model report cannot share with a chain report (``time``: the chain's clock gains a
+#: second or so per block, the model's moves only with ``advance``).
+CHAIN_ONLY_FIELDS = ("chain_id", "gas_used", "time")
+
+__all__ = [
+    "CHAIN_ONLY_FIELDS",
+    "summary_table",
+    "to_json",
+    "without_chain_fields",
+    "write_chart",
+    "write_json",
+]
 
 
 def _s(value: int | None) -> str | None:
@@ -45,13 +60,27 @@ def _account(view: AccountView) -> dict[str, Any]:
     }
 
 
+def state_json(state: StepState) -> dict[str, Any]:
+    """The per-step time-series fields of one state (WAD strings, ``time`` in seconds)."""
+    return {
+        "time": state.time,
+        "prices": {market: _s(price) for market, price in state.prices.items()},
+        "equity": {name: _s(equity) for name, equity in state.equity.items()},
+        "fund_assets": _s(state.fund_assets),
+        "socialized_total": _s(state.socialized_total),
+        "staked_value": {name: _s(value) for name, value in state.staked_value.items()},
+    }
+
+
 def to_json(result: RunResult) -> dict[str, Any]:
     """The report document (a JSON-ready dict) of a run."""
     vault_assets, liabilities, dust = result.solvency
+    after = result.states[1:] if result.states else [None] * len(result.steps)
     return {
         "scenario": result.scenario.name,
         "chain_id": result.chain_id,
         "ok": result.ok,
+        "start": state_json(result.states[0]) if result.states else None,
         "steps": [
             {
                 "index": s.index,
@@ -62,8 +91,9 @@ def to_json(result: RunResult) -> dict[str, Any]:
                 "error": s.error,
                 "expect_revert": s.expect_revert,
                 "description": s.description,
+                **(state_json(state) if state is not None else {}),
             }
-            for s in result.steps
+            for s, state in zip(result.steps, after, strict=True)
         ],
         "accounts": {name: _account(view) for name, view in result.accounts.items()},
         "insurance": {
@@ -92,81 +122,16 @@ def to_json(result: RunResult) -> dict[str, Any]:
 
 
 def without_chain_fields(report: dict[str, Any]) -> dict[str, Any]:
-    """A copy of a report without ``chain_id`` and the steps' ``gas_used`` (for model comparisons)."""
-    out = {k: v for k, v in report.items() if k != "chain_id"}
-    out["steps"] = [{k: v for k, v in step.items() if k != "gas_used"} for step in report["steps"]]
+    """A copy of a report without ``chain_id`` and the steps' ``gas_used`` and ``time`` (for model
+    comparisons)."""
+    out = {k: v for k, v in report.items() if k not in CHAIN_ONLY_FIELDS}
+    out["steps"] = [{k: v for k, v in step.items() if k not in CHAIN_ONLY_FIELDS} for step in report["steps"]]
     return out
 
 
 def write_json(result: RunResult, path: str | Path) -> Path:
     path = Path(path)
     path.write_text(json.dumps(to_json(result), indent=2) + "\n")
-    return path
-
-
-# --- chart --------------------------------------------------------------------------------------------------
-
-
-def write_chart(result: RunResult, path: str | Path) -> Path:
-    """A PNG of, against the step index: each market's oracle price, each account's equity, the
-    insurance fund's assets and the cumulative socialized loss. Liquidation steps are marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    series = result.series
-    markets = list(series.prices)
-    panels = len(markets) + 2
-    fig, axes = plt.subplots(
-        panels,
-        1,
-        sharex=True,
-        figsize=(12, 2.3 * len(markets) + 7),
-        height_ratios=[1] * len(markets) + [2, 1.4],
-    )
-    x = series.x
-    liquidation_steps = sorted({liq.step for liq in result.liquidations})
-
-    for ax, market in zip(axes, markets, strict=False):
-        ax.plot(x, series.prices[market], marker="o", markersize=3, color="tab:blue", drawstyle="steps-post")
-        ax.set_ylabel(f"{market} price")
-        ax.grid(alpha=0.3)
-
-    ax = axes[len(markets)]
-    for name, values in series.equity.items():
-        if any(not math.isnan(v) and v != 0 for v in values):
-            ax.plot(x, values, marker="o", markersize=3, label=name)
-    ax.axhline(0, color="black", linewidth=0.8)
-    ax.set_ylabel("equity (tokens)")
-    ax.grid(alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
-
-    ax = axes[-1]
-    ax.plot(x, series.fund_assets, marker="o", markersize=3, color="tab:green", label="insurance fund assets")
-    ax.plot(
-        x, series.socialized, marker="o", markersize=3, color="tab:red", label="cumulative socialized loss"
-    )
-    ax.set_ylabel("tokens")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
-
-    for ax in axes:
-        for step in liquidation_steps:
-            ax.axvline(step, color="tab:red", linestyle=":", linewidth=1)
-    labels = ["start" if i < 0 else f"{i} {label}" for i, label in zip(x, series.labels, strict=True)]
-    axes[-1].set_xticks(x)
-    axes[-1].set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
-    axes[-1].set_xlabel("step (dotted red: liquidations)")
-    title = f"{result.scenario.name}: {'passed' if result.ok else 'FAILED'}"
-    if result.scenario.description:
-        title += f"\n{result.scenario.description.splitlines()[0]}"
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
@@ -219,7 +184,10 @@ def summary_table(result: RunResult) -> str:
             if result.insurance_supply
             else 0
         )
-        worth = view.equity if view.equity is not None else view.margin
+        # a stale price: the last readable valuation, not the bare margin
+        worth = view.equity if view.equity is not None else result.last_readable_equity(name)
+        if worth is None:
+            worth = view.margin
         net = result.flows.get(name, 0) * scale + worth + share_value
         positions = ", ".join(
             f"{market} {fmt_amount(size, places=4)} @ {fmt_amount(abs(notional) * WAD // abs(size))}"

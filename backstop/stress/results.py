@@ -77,12 +77,29 @@ class LiquidationRecord:
     size: int | None = None
 
 
+@dataclass(frozen=True)
+class StepState:
+    """The state after setup or after a step, exact: ``time`` in seconds since the start on the
+    backend's clock; prices, equities, fund assets, the cumulative socialized loss and each
+    staker's fund share value (held plus escrowed in a request) in WAD. An equity is None when a
+    price it needs is stale."""
+
+    time: int
+    prices: Mapping[str, int]
+    equity: Mapping[str, int | None]
+    fund_assets: int
+    socialized_total: int
+    staked_value: Mapping[str, int]
+
+
 @dataclass
 class Series:
     """Values after setup (x = -1) and after every step (x = its index), for the chart. Floats in
-    whole tokens / quote units: for plotting only."""
+    whole tokens / quote units: for plotting only (the exact values: ``RunResult.states``)."""
 
     x: list[int] = field(default_factory=list)
+    time: list[int] = field(default_factory=list)  # seconds since the start
+    staked_value: dict[str, list[float]] = field(default_factory=dict)
     labels: list[str] = field(default_factory=list)
     prices: dict[str, list[float]] = field(default_factory=dict)
     equity: dict[str, list[float]] = field(default_factory=dict)
@@ -106,6 +123,16 @@ class RunResult:
     series: Series
     flows: dict[str, int] = field(default_factory=dict)  # token units each wallet received (+) or paid (-)
     elapsed: float = 0.0
+    #: ``states[0]`` after setup, ``states[i + 1]`` after ``steps[i]``.
+    states: list[StepState] = field(default_factory=list)
+
+    def last_readable_equity(self, name: str) -> int | None:
+        """The account's equity after the last step where it could be read (None if never)."""
+        for state in reversed(self.states):
+            value = state.equity.get(name)
+            if value is not None:
+                return value
+        return None
 
     @property
     def ok(self) -> bool:

@@ -39,6 +39,7 @@ from backstop.stress.results import (
     RunResult,
     Series,
     StepRecord,
+    StepState,
 )
 from backstop.units import WAD, format_units
 
@@ -75,10 +76,14 @@ def run(scenario: Scenario, backend: ScenarioBackend, progress: ProgressFn | Non
     liquidations: list[LiquidationRecord] = []
     trading_fees = 0
     flows = {name: -amount for name, amount in scenario.accounts.items()}
+    stakers = scenario.stakers()
     series = Series(
-        prices={m: [] for m in scenario.market_names}, equity={n: [] for n in scenario.account_names()}
+        prices={m: [] for m in scenario.market_names},
+        equity={n: [] for n in scenario.account_names()},
+        staked_value={n: [] for n in stakers},
     )
     scale = scenario.scale
+    states: list[StepState] = []
 
     def invariants(where: str) -> list[str]:
         vault_assets, liabilities, dust = backend.solvency()
@@ -93,14 +98,28 @@ def run(scenario: Scenario, backend: ScenarioBackend, progress: ProgressFn | Non
         return problems
 
     def record(x: int, label: str) -> None:
+        assets, supply = backend.fund()
+        shares = backend.fund_shares(stakers)
+        state = StepState(
+            time=backend.clock(),
+            prices=backend.prices(),
+            equity=backend.equities(),
+            fund_assets=assets * scale,
+            socialized_total=sum(liq.socialized for liq in liquidations),
+            staked_value={n: shares[n] * assets * scale // supply if supply else 0 for n in stakers},
+        )
+        states.append(state)
         series.x.append(x)
+        series.time.append(state.time)
         series.labels.append(label)
-        for market, price in backend.prices().items():
+        for market, price in state.prices.items():
             series.prices[market].append(price / WAD)
-        for name, equity in backend.equities().items():
+        for name, equity in state.equity.items():
             series.equity[name].append(_tokens(equity, WAD))
-        series.fund_assets.append(backend.fund()[0] / 10**scenario.collateral_decimals)
-        series.socialized.append(sum(liq.socialized for liq in liquidations) / WAD)
+        for name, value in state.staked_value.items():
+            series.staked_value[name].append(value / WAD)
+        series.fund_assets.append(state.fund_assets / WAD)
+        series.socialized.append(state.socialized_total / WAD)
 
     failures.extend(invariants("setup"))
     record(-1, "start")
@@ -176,4 +195,5 @@ def run(scenario: Scenario, backend: ScenarioBackend, progress: ProgressFn | Non
         series=series,
         flows={name: flows.get(name, 0) for name in scenario.account_names()},
         elapsed=time.monotonic() - started,
+        states=states,
     )

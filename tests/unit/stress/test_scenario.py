@@ -453,8 +453,10 @@ def test_an_unexpected_revert_or_success_fails_the_run_but_every_step_is_played(
         progress_line(r, 4, [f for f in result.failures if f.startswith(f"steps[{r.index}]")])
         for r in result.steps
     ]
-    assert lines[0] == "[1/4] withdraw alice 5000 FAILED: unexpected revert InsufficientFreeCollateral"
-    assert lines[3] == "[4/4] deposit alice 0 (expect revert ZeroAmount) reverted ZeroAmount as expected, ok"
+    assert lines[0] == "steps[0] withdraw alice 5000 FAILED: unexpected revert InsufficientFreeCollateral"
+    assert (
+        lines[3] == "steps[3] deposit alice 0 (expect revert ZeroAmount) reverted ZeroAmount as expected, ok"
+    )
 
 
 def test_withdraw_max_takes_the_free_collateral_floored_to_a_token_unit():
