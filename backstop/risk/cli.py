@@ -53,6 +53,7 @@ def run_command(
     from backstop.risk.config import RiskConfigError, load_risk_config
     from backstop.risk.report import report, write
     from backstop.risk.run import run_paths
+    from backstop.risk.shock import shock_chart, shock_curve
 
     def fail(message: str) -> None:
         for line in message.splitlines():
@@ -89,7 +90,19 @@ def run_command(
         seconds=output.seconds,
         where=output.where,
     )
+    points = shock_curve(lab)
+    body["shock_curve"] = [
+        {
+            "move_pct": p.move_pct,
+            "bad_debt": str(p.bad_debt),
+            "covered": str(p.covered),
+            "socialized": str(p.socialized),
+            "liquidations": p.liquidations,
+        }
+        for p in points
+    ]
     files = write(out_dir, lab.name, body, output.results, lab)
+    files.append(shock_chart(out_dir / f"{lab.name}-shock.png", lab.name, points))
     m, p = body["metrics"], body["probabilities"]
     click.echo(
         f"risk: {n:,} paths in {output.seconds:.1f} s on {output.where} ({body['paths_per_s']:,.1f} paths/s)\n"

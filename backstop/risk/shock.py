@@ -45,6 +45,7 @@ def shock_curve(lab: Lab, moves: tuple[int, ...] = DEFAULT_MOVES) -> list[ShockP
 
 def shock_chart(path: Path, name: str, points: list[ShockPoint]) -> Path:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -58,6 +59,7 @@ def shock_chart(path: Path, name: str, points: list[ShockPoint]) -> Path:
     ax.plot(x, [p.socialized / WAD for p in points], marker="^", label="socialized", color="#8172b3")
     ax.set_xlabel("instant oracle move of every market (%)")
     ax.set_ylabel("quote units")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
     ax.set_title(f"{name}: shock curve, today's population, one keeper pass")
     ax.grid(alpha=0.3)
     ax.legend()

@@ -114,6 +114,10 @@ def test_the_cli_writes_the_report_and_the_charts(config_path, tmp_path):
     assert len(written["fund_assets"]["p50"]) == 13
     assert (tmp_path / "tiny-bad-debt.png").stat().st_size > 10_000
     assert (tmp_path / "tiny-fund.png").stat().st_size > 10_000
+    assert (tmp_path / "tiny-shock.png").stat().st_size > 10_000
+    curve = {p["move_pct"]: p for p in written["shock_curve"]}
+    assert sorted(curve) == list(range(-50, 51, 5)) and curve[0]["bad_debt"] == "0"
+    assert int(curve[-50]["bad_debt"]) > int(curve[-25]["bad_debt"]) > 0  # 7x longs: bankrupt past −14 %
     assert "paths" not in done.stderr.split("\n", 1)[1]  # --quiet: no progress bar
 
 
