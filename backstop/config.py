@@ -448,6 +448,32 @@ def config_from_mapping(raw: Any) -> SuiteConfig:
     return config
 
 
+def key_problem(raw: Mapping, allowed: set[str], where: str) -> str | None:
+    """The first problem with the keys of the mapping ``raw`` (a key that is not a string, or
+    keys outside ``allowed``), prefixed ``where: `` when ``where`` is given; None when none. The
+    one wording of the deploy config, the scenarios and the risk lab's config."""
+    at = f"{where}: " if where else ""
+    for key in raw:
+        if not isinstance(key, str):
+            return f"{at}key {key!r} is not a string"
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        return (
+            f"{at}unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+            f"allowed: {', '.join(sorted(allowed))}"
+        )
+    return None
+
+
+def yaml_problem(err: yaml.YAMLError) -> str:
+    """``line L, column C: not valid YAML: <problem>`` (without a position when YAML gives none)."""
+    if isinstance(err, yaml.MarkedYAMLError):
+        mark = err.problem_mark or err.context_mark
+        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        return f"{at}not valid YAML: {err.problem or err.context}"
+    return f"not valid YAML: {err}"
+
+
 def load_config(path: str | Path) -> SuiteConfig:
     """Reads and checks a config file; every problem is a ``ConfigError`` that starts with the
     file's name (a YAML syntax error with its line and column), never a traceback."""
@@ -457,12 +483,8 @@ def load_config(path: str | Path) -> SuiteConfig:
         raise ConfigError(f"{path}: cannot read the config ({err.strerror or err})") from None
     try:
         raw = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ConfigError(f"{path}: {where}not valid YAML: {err.problem or err.context}") from None
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        raise ConfigError(f"{path}: {yaml_problem(err)}") from None
     try:
         return config_from_mapping(raw or {})
     except ConfigError as err:

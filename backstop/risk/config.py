@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from backstop.config import MarketConfig
+from backstop.config import MarketConfig, key_problem, yaml_problem
 from backstop.risk.spec import (
     Distribution,
     MarketProcess,
@@ -102,12 +102,8 @@ def load_risk_config(path: str | Path) -> RiskConfig:
     try:
         raw = load_risk_yaml(text)
         return parse_risk_config(raw, base_dir=path.parent, source=str(path))
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise RiskConfigError(f"{path}: {at}not valid YAML: {err.problem or err.context}") from None
     except yaml.YAMLError as err:
-        raise RiskConfigError(f"{path}: not valid YAML: {err}") from None
+        raise RiskConfigError(f"{path}: {yaml_problem(err)}") from None
     except RiskConfigError as err:
         raise RiskConfigError(f"{path}: {err}") from None
 
@@ -168,17 +164,9 @@ def _show(value: Any) -> str:
 
 
 def _keys(raw: Mapping, allowed: set[str], required: set[str], where: str) -> None:
-    at = f"{where}: " if where else ""
-    for key in raw:
-        if not isinstance(key, str):
-            raise RiskConfigError(f"{at}key {key!r} is not a string")
-    unknown = sorted(set(raw) - allowed)
-    if unknown:
-        raise RiskConfigError(
-            f"{at}unknown key {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}"
-            if len(unknown) == 1
-            else f"{at}unknown keys {', '.join(map(repr, unknown))}; allowed: {', '.join(sorted(allowed))}"
-        )
+    problem = key_problem(raw, allowed, where)
+    if problem:
+        raise RiskConfigError(problem)
     missing = sorted(required - set(raw))
     if missing:
         dotted = f"{where}.{missing[0]}" if where else missing[0]

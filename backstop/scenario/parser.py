@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from backstop.config import MOCK, ConfigError, MarketConfig, market_from_mapping
+from backstop.config import MOCK, ConfigError, MarketConfig, key_problem, market_from_mapping
 from backstop.scenario.errors import contract_error_names, duplicate_keys, known_error, yaml_problem
 from backstop.scenario.steps import (
     ALL,
@@ -200,15 +200,9 @@ def parse_scenario(
 
 
 def _check_keys(raw: Mapping, allowed: set[str], required: set[str], where: str) -> None:
-    for key in raw:
-        if not isinstance(key, str):
-            raise ScenarioError(f"{where}: key {key!r} is not a string")
-    unknown = sorted(set(raw) - allowed)
-    if unknown:
-        raise ScenarioError(
-            f"{where}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
-            f"allowed: {', '.join(sorted(allowed))}"
-        )
+    problem = key_problem(raw, allowed, where)
+    if problem:
+        raise ScenarioError(problem)
     missing = sorted(required - set(raw))
     if missing:
         raise ScenarioError(f"{where}: missing {', '.join(map(repr, missing))}")
