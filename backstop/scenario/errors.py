@@ -85,12 +85,3 @@ def _walk(node: yaml.Node, path: str) -> Iterator[str]:
 def duplicate_keys(root: yaml.Node | None) -> list[str]:
     """Every duplicate mapping key of a composed YAML document, each named with where it is."""
     return [] if root is None else list(_walk(root, ""))
-
-
-def yaml_problem(err: yaml.YAMLError) -> str:
-    """A YAML syntax error on one line: ``line 4, column 7: expected ',' or ']' ...``."""
-    mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
-    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-    context = getattr(err, "context", None)
-    text = f"{problem}" + (f" ({context})" if context else "")
-    return f"line {mark.line + 1}, column {mark.column + 1}: {text}" if mark else text

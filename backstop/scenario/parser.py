@@ -32,8 +32,8 @@ from typing import Any
 
 import yaml
 
-from backstop.config import MOCK, ConfigError, MarketConfig, key_problem, market_from_mapping
-from backstop.scenario.errors import contract_error_names, duplicate_keys, known_error, yaml_problem
+from backstop.config import MOCK, ConfigError, MarketConfig, key_problem, market_from_mapping, yaml_problem
+from backstop.scenario.errors import contract_error_names, duplicate_keys, known_error
 from backstop.scenario.steps import (
     ALL,
     DEFAULT_COOLDOWN,
@@ -82,7 +82,7 @@ def load_yaml(text: str) -> Any:
             raise ScenarioError(duplicates[0])
         return yaml.load(text, Loader=_ExactLoader)
     except yaml.YAMLError as err:
-        raise ScenarioError(f"not valid YAML: {yaml_problem(err)}") from err
+        raise ScenarioError(yaml_problem(err)) from err
 
 
 # key -> required?  (expect_revert is allowed everywhere but on advance)

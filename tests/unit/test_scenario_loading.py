@@ -116,8 +116,7 @@ def test_every_provided_scenario_names_only_known_errors():
 
 def test_a_yaml_syntax_error_is_one_line_with_where():
     assert error_of(HEADER + "  - deposit: {account: alice, amount: 1\n") == (
-        "not valid YAML: line 7, column 1: expected ',' or '}', but got '<stream end>' "
-        "(while parsing a flow mapping)"
+        "line 7, column 1: not valid YAML: expected ',' or '}', but got '<stream end>'"
     )
 
 
