@@ -39,6 +39,16 @@ def risk() -> None:
     show_default=True,
     help="Where the JSON report and the charts go.",
 )
+@click.option(
+    "--export-scenarios",
+    "export_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write the first --export paths as stress scenarios here (replay: ape run stress --scenario FILE).",
+)
+@click.option(
+    "--export", "export_count", type=int, default=3, show_default=True, help="How many paths to export."
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def run_command(
     config_path: Path,
@@ -47,10 +57,13 @@ def run_command(
     workers: int,
     scheduler: str | None,
     out_dir: Path,
+    export_dir: Path | None,
+    export_count: int,
     quiet: bool,
 ) -> None:
     """Simulate CONFIG's paths and write DIR/<name>.json and its charts."""
     from backstop.risk.config import RiskConfigError, load_risk_config
+    from backstop.risk.export import export_paths, per_path_record
     from backstop.risk.report import report, write
     from backstop.risk.run import run_paths
     from backstop.risk.shock import shock_chart, shock_curve
@@ -70,6 +83,8 @@ def run_command(
         fail(f"--paths: must be ≥ 1, got {n}")
     if workers < 1:
         fail(f"--workers: must be ≥ 1, got {workers}")
+    if export_dir is not None and not 1 <= export_count <= n:
+        fail(f"--export: must be between 1 and the {n:,} paths, got {export_count}")
     if scheduler is not None and workers != 1:
         fail("--workers and --scheduler exclude each other (the cluster's workers do the work)")
     lab = config.lab()
@@ -101,6 +116,12 @@ def run_command(
         }
         for p in points
     ]
+    if export_dir is not None:
+        exported = export_paths(config, lab, run_seed, n, export_count, export_dir)
+        body["per_path"] = [
+            {"path": i, "scenario": str(f), **per_path_record(r)}
+            for i, (f, r) in enumerate(zip(exported, output.results, strict=False))
+        ]
     files = write(out_dir, lab.name, body, output.results, lab)
     files.append(shock_chart(out_dir / f"{lab.name}-shock.png", lab.name, points))
     m, p = body["metrics"], body["probabilities"]

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from backstop.risk.types import Lab, PricePath
 from backstop.scenario import Advance, KeeperPass, Price, Scenario, Stake, Trade
 from backstop.stress.model_backend import ModelBackend
+from backstop.stress.results import RunResult
 from backstop.stress.runner import run
 from backstop.units import WAD
 
@@ -111,8 +112,12 @@ class PathResult:
 
 def run_path(lab: Lab, path: PricePath) -> PathResult:
     """Plays one path on the reference model (see the module docstring)."""
-    scenario = scenario_of(lab, path)
-    result = run(scenario, ModelBackend())
+    return record_of(lab, run(scenario_of(lab, path), ModelBackend()))
+
+
+def record_of(lab: Lab, result: RunResult) -> PathResult:
+    """A :class:`PathResult` from the stress run of :func:`scenario_of`'s scenario (on any
+    backend: an exported path replayed on a chain reduces the same way)."""
     trades = [s for s in result.steps if s.action == "trade"]
     # The fund after setup, then after every simulated step (its last step: price or keeper).
     setup_end = 1 + (1 if lab.fund.assets else 0) + len(lab.pairs)  # series x: -1, then each setup step

@@ -140,3 +140,29 @@ def test_an_invalid_config_is_one_line_and_no_traceback(tmp_path, edit, message)
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and lines[0].startswith("risk: "), done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_exported_paths_and_their_records(config_path, tmp_path):
+    done = run_cli(
+        str(config_path), "--paths", "30", "--out", str(tmp_path), "--quiet",
+        "--export-scenarios", str(tmp_path / "paths"), "--export", "2",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    per_path = json.loads((tmp_path / "tiny.json").read_text())["per_path"]
+    assert [p["path"] for p in per_path] == [0, 1]
+    assert [Path(p["scenario"]).name for p in per_path] == ["tiny-path-0.yaml", "tiny-path-1.yaml"]
+    assert set(per_path[0]) == {
+        "path",
+        "scenario",
+        "bad_debt",
+        "insurance_covered",
+        "socialized",
+        "liquidations",
+    }
+    bad = run_cli(
+        str(config_path), "--out", str(tmp_path), "--export-scenarios", str(tmp_path), "--export", "0"
+    )
+    assert (
+        bad.returncode == 2
+        and bad.stderr.strip() == "risk: --export: must be between 1 and the 60 paths, got 0"
+    )
