@@ -38,6 +38,7 @@ from backstop.risk.spec import (
     Shock,
 )
 from backstop.risk.types import Fund, Keeper
+from backstop.scenario.errors import duplicate_keys
 from backstop.scenario.parser import _ExactLoader, _parse_markets
 from backstop.scenario.steps import ScenarioError
 from backstop.units import to_units
@@ -58,34 +59,20 @@ PSD_TOLERANCE = 1e-10
 
 
 def load_risk_yaml(text: str) -> Any:
-    """Parses YAML text with exact decimals; a key given twice in a mapping is an error naming its
-    dotted path and line (PyYAML itself keeps the last one silently)."""
+    """Parses YAML text with exact decimals; a key given twice in a mapping is an error naming the
+    key, where it is and both lines (``backstop.scenario.errors.duplicate_keys``, as scenarios):
+    PyYAML itself keeps the last one silently."""
     loader = _ExactLoader(text)
     try:
         node = loader.get_single_node()
         if node is None:
             return None
-        _check_duplicates(node, "")
+        duplicates = duplicate_keys(node)
+        if duplicates:
+            raise RiskConfigError(duplicates[0])
         return loader.construct_document(node)
     finally:
         loader.dispose()
-
-
-def _check_duplicates(node: yaml.Node, where: str) -> None:
-    if isinstance(node, yaml.MappingNode):
-        seen: set[Any] = set()
-        for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
-            dotted = f"{where}.{key}" if where else str(key)
-            if key is not None:
-                if key in seen:
-                    line = key_node.start_mark.line + 1
-                    raise RiskConfigError(f"{dotted}: duplicate key (again on line {line})")
-                seen.add(key)
-            _check_duplicates(value_node, dotted)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _check_duplicates(item, f"{where}[{i}]")
 
 
 # --- loading --------------------------------------------------------------------------------------

@@ -211,9 +211,12 @@ def test_file_errors_are_one_line_with_the_file(write):
     dup = write(BASE.replace("horizon: {steps: 10}", "horizon: {steps: 10, steps: 20}"))
     with pytest.raises(RiskConfigError) as err:
         load_risk_config(dup)
-    assert str(err.value) == f"{dup}: horizon.steps: duplicate key (again on line 16)"
+    assert str(err.value) == f"{dup}: line 16: duplicate key 'steps' in horizon (first at line 16)"
     top = write(BASE + "name: again\n", "top.yaml")
-    with pytest.raises(RiskConfigError, match=r"top\.yaml: name: duplicate key \(again on line 18\)$"):
+    with pytest.raises(
+        RiskConfigError,
+        match=r"top\.yaml: line 18: duplicate key 'name' in the top-level mapping \(first at line 1\)$",
+    ):
         load_risk_config(top)
     bad = write(BASE.replace("paths", "x") + "paths: 0\n", "zero.yaml")
     with pytest.raises(RiskConfigError) as err:
