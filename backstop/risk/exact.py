@@ -119,16 +119,14 @@ def record_of(lab: Lab, result: RunResult) -> PathResult:
     """A :class:`PathResult` from the stress run of :func:`scenario_of`'s scenario (on any
     backend: an exported path replayed on a chain reduces the same way)."""
     trades = [s for s in result.steps if s.action == "trade"]
-    # The fund after setup, then after every simulated step (its last step: price or keeper).
-    setup_end = 1 + (1 if lab.fund.assets else 0) + len(lab.pairs)  # series x: -1, then each setup step
-    every = lab.keeper.latency + 1
-    ends, i = [], setup_end - 1
-    for t in range(1, lab.steps + 1):
-        i += 2 + (t % every == 0)
-        ends.append(i)
+    # The fund after setup, then after every simulated step: each starts with its advance, and
+    # the series holds the start, then the state after each step (after step k: index k + 1).
+    actions = [s.action for s in result.steps]
+    first = actions.index("advance") if "advance" in actions else len(actions)
+    ends = [k + 1 for k in range(first, len(actions)) if k + 1 == len(actions) or actions[k + 1] == "advance"]
     scale = 10**lab.collateral_decimals
     cap = lab.fund.per_event_cap * (WAD // scale)  # WAD, like the liquidation records
-    fund = [round(result.series.fund_assets[setup_end - 1] * scale)]
+    fund = [round(result.series.fund_assets[first] * scale)]
     fund += [round(result.series.fund_assets[e] * scale) for e in ends]
     oi = sum(
         pair.size * lab.markets[pair.market].mock_price // WAD
