@@ -80,6 +80,11 @@ class ModelBase:
         pos = self._peek(account).positions.get(market_id)
         return (pos.size, pos.open_notional) if pos else (0, 0)
 
+    def loss_snapshot(self, account: str, market_id: int) -> int:
+        """The position's snapshot of its side's loss index (0 when flat)."""
+        pos = self._peek(account).positions.get(market_id)
+        return pos.snapshot if pos else 0
+
     def markets_of(self, account: str) -> list[int]:
         """Markets with an open position, in the order they were opened."""
         return list(self._peek(account).positions)

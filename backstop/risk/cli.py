@@ -49,6 +49,13 @@ def risk() -> None:
 @click.option(
     "--export", "export_count", type=int, default=3, show_default=True, help="How many paths to export."
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["fast", "exact"]),
+    default="fast",
+    show_default=True,
+    help="fast: numpy screens every account, the reference model plays each liquidation; exact: the reference model plays every step.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def run_command(
     config_path: Path,
@@ -59,6 +66,7 @@ def run_command(
     out_dir: Path,
     export_dir: Path | None,
     export_count: int,
+    engine: str,
     quiet: bool,
 ) -> None:
     """Simulate CONFIG's paths and write DIR/<name>.json and its charts."""
@@ -90,17 +98,19 @@ def run_command(
     lab = config.lab()
     click.echo(
         f"risk: {lab.name}: {n:,} paths × {lab.accounts:,} accounts × {lab.steps:,} steps "
-        f"({lab.steps * lab.step_seconds / 3600:g} h), seed {run_seed}, exact engine",
+        f"({lab.steps * lab.step_seconds / 3600:g} h), seed {run_seed}, {engine} engine",
         err=True,
     )
     progress, advance = _progress(n, quiet)
     with progress:
-        output = run_paths(config, n, run_seed, workers=workers, scheduler=scheduler, progress=advance)
+        output = run_paths(
+            config, n, run_seed, workers=workers, scheduler=scheduler, progress=advance, engine=engine
+        )
     body = report(
         lab,
         output.results,
         seed=run_seed,
-        engine="exact",
+        engine=engine,
         config_path=str(config_path),
         seconds=output.seconds,
         where=output.where,

@@ -13,6 +13,7 @@ a :class:`PathResult`. The same scenario, written out, replays the path on a cha
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from backstop.risk.types import Lab, PricePath
@@ -128,16 +129,15 @@ def record_of(lab: Lab, result: RunResult) -> PathResult:
     cap = lab.fund.per_event_cap * (WAD // scale)  # WAD, like the liquidation records
     fund = [round(result.series.fund_assets[first] * scale)]
     fund += [round(result.series.fund_assets[e] * scale) for e in ends]
-    oi = sum(
-        pair.size * lab.markets[pair.market].mock_price // WAD
-        for pair, step in zip(lab.pairs, trades, strict=True)
-        if not step.reverted
+    oi = open_interest(lab, [not step.reverted for step in trades])
+    max_haircut = max(
+        (
+            haircut_ratio(view.pending_loss, view.equity)
+            for view in result.accounts.values()
+            if view.pending_loss > 0 and view.equity is not None
+        ),
+        default=0.0,
     )
-    max_haircut = 0.0
-    for view in result.accounts.values():
-        if view.pending_loss > 0 and view.equity is not None:
-            before = view.equity + view.pending_loss
-            max_haircut = max(max_haircut, view.pending_loss / before if before > 0 else 1.0)
     return PathResult(
         bad_debt=result.totals["bad_debt"],
         covered=result.totals["insurance_covered"],
@@ -149,7 +149,28 @@ def record_of(lab: Lab, result: RunResult) -> PathResult:
         max_haircut_ratio=max_haircut,
         final_margins={name: view.margin for name, view in result.accounts.items()},
         trades_failed=sum(1 for s in trades if s.reverted),
-        fund_exhausted=any(
-            liq.socialized > 0 and (cap == 0 or liq.covered < cap) for liq in result.liquidations
-        ),
+        fund_exhausted=any(exhausted(cap, liq.covered, liq.socialized) for liq in result.liquidations),
     )
+
+
+def open_interest(lab: Lab, opened: Sequence[bool]) -> int:
+    """One side's open interest (quote notional at the initial prices) of the pairs whose opening
+    trade went through (``opened[i]`` for pair ``i``)."""
+    return sum(
+        pair.size * lab.markets[pair.market].mock_price // WAD
+        for pair, ok in zip(lab.pairs, opened, strict=True)
+        if ok
+    )
+
+
+def haircut_ratio(pending_loss: int, equity: int) -> float:
+    """The share of its equity before the haircut that an account's pending socialized loss
+    takes (1 when that equity was not positive)."""
+    before = equity + pending_loss
+    return pending_loss / before if before > 0 else 1.0
+
+
+def exhausted(cap: int, covered: int, socialized: int) -> bool:
+    """Whether a liquidation found the fund exhausted: it socialized a deficit while the fund
+    gave less than its per-event cap ``cap`` (WAD; 0 = no cap)."""
+    return socialized > 0 and (cap == 0 or covered < cap)

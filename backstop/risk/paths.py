@@ -79,11 +79,16 @@ def price_paths(cfg: RiskConfig, seed_seq: np.random.SeedSequence, n_paths: int)
     return out
 
 
-def to_wad(paths: np.ndarray) -> list[PricePath]:
-    """Each path as exact WAD ints on the 1e-8 grid: ``round(p·1e8)·1e10`` (half to even), never
-    below one tick (1e-8). Prices must be finite and below 9.2e10 (int64 ticks)."""
+def to_ticks(paths: np.ndarray) -> np.ndarray:
+    """The prices on the 1e-8 grid, as int64 ticks: ``round(p·1e8)`` (half to even), never below
+    one tick. Prices must be finite and below 9.2e10 (int64 ticks)."""
     ticks = np.rint(np.asarray(paths, dtype=np.float64) * TICKS_PER_UNIT)
     if not np.all(np.isfinite(ticks)) or ticks.max(initial=0) >= 2.0**63:
         raise ValueError("a price path left the representable range (finite, < 9.2e10)")
-    rows = np.maximum(ticks, 1).astype(np.int64).tolist()
+    return np.maximum(ticks, 1).astype(np.int64)
+
+
+def to_wad(paths: np.ndarray) -> list[PricePath]:
+    """Each path as exact WAD ints on the 1e-8 grid (:func:`to_ticks` · 1e10)."""
+    rows = to_ticks(paths).tolist()
     return [tuple(tuple(t * TICK for t in row) for row in path) for path in rows]

@@ -34,13 +34,23 @@ def chunks(paths: int, size: int = CHUNK) -> list[tuple[int, int]]:
     return [(k, min(size, paths - k * size)) for k in range((paths + size - 1) // size)]
 
 
-def run_chunk(config: Any, seed: int, index: int, count: int) -> list[PathResult]:
-    """Chunk ``index``'s ``count`` paths on the exact engine (runs on a worker: imports inside)."""
-    from backstop.risk.paths import price_paths, to_wad
+#: The engines (docs/risk-lab.md §"Engines"); the first is the default.
+ENGINES = ("fast", "exact")
 
+
+def run_chunk(config: Any, seed: int, index: int, count: int, engine: str = "fast") -> list[PathResult]:
+    """Chunk ``index``'s ``count`` paths on ``engine`` (runs on a worker: imports inside)."""
+    from backstop.risk.paths import price_paths, to_ticks, to_wad
+
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     lab = config.lab()
-    paths = to_wad(price_paths(config, chunk_seed(seed, index), count))
-    return [run_path(lab, path) for path in paths]
+    paths = price_paths(config, chunk_seed(seed, index), count)
+    if engine == "fast":
+        from backstop.risk.fast import run_fast
+
+        return run_fast(lab, to_ticks(paths))
+    return [run_path(lab, path) for path in to_wad(paths)]
 
 
 @dataclass
@@ -61,15 +71,16 @@ def run_paths(
     workers: int = 1,
     scheduler: str | None = None,
     progress: Callable[[int], None] | None = None,
+    engine: str = "fast",
 ) -> RunOutput:
-    """Runs ``paths`` paths of ``config`` (see the module docstring); ``progress(n)`` after each
-    chunk of ``n`` paths."""
+    """Runs ``paths`` paths of ``config`` on ``engine`` (see the module docstring);
+    ``progress(n)`` after each chunk of ``n`` paths."""
     plan = chunks(paths)
     started = time.monotonic()
     done: dict[int, list[PathResult]] = {}
     if scheduler is None and workers == 1:
         for index, count in plan:
-            done[index] = run_chunk(config, seed, index, count)
+            done[index] = run_chunk(config, seed, index, count, engine)
             if progress:
                 progress(count)
         where = "this process"
@@ -89,7 +100,7 @@ def run_paths(
             where = f"the Dask cluster at {scheduler} ({workers} workers)"
         try:
             futures = {
-                client.submit(run_chunk, config, seed, index, count, pure=False): (index, count)
+                client.submit(run_chunk, config, seed, index, count, engine, pure=False): (index, count)
                 for index, count in plan
             }
             for future in as_completed(futures):

@@ -6,22 +6,6 @@ import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from backstop.decisions import (
-    Batch,
-    Book,
-    GasModel,
-    MarketTerms,
-    PartialStep,
-    plan_liquidations,
-    plan_pass,
-    play_actions,
-)
-from backstop.decisions.fallback import (
-    DEFAULT_BUFFER_RATIO,
-    DEFAULT_GAS_BUDGET,
-    DEFAULT_MAX_INHERIT_NOTIONAL,
-    DEFAULT_MIN_STEP_NOTIONAL,
-)
 from backstop.model import Model, ModelRevert
 from backstop.scenario import (
     ALL,
@@ -45,8 +29,9 @@ from backstop.scenario import (
     UpdateMarket,
     Withdraw,
 )
-from backstop.stress.backend import Players, dispatch, keeper_outcome, partial_record
-from backstop.stress.results import LIQUIDATION_FIELDS, AccountView, Outcome
+from backstop.stress.backend import Players, dispatch, keeper_outcome
+from backstop.stress.model_keeper import keeper_pass, step_record, whole_record
+from backstop.stress.results import AccountView, Outcome
 
 #: The mnemonic of Ape's (and anvil's) default test accounts (ape-config.yaml ``test.mnemonic``).
 TEST_MNEMONIC = "test test test test test test test test test test test junk"
@@ -209,11 +194,11 @@ class ModelBackend(Players):
             result, failed = self._call(lambda: model.liquidate_position(addr, market_id, size, by))
             if failed:
                 return failed
-            return Outcome(liquidations=[self._partial(addr, by, step.market, result)])
+            return Outcome(liquidations=[step_record(addr, by, step.market, result)])
         result, failed = self._call(lambda: model.liquidate(addr, by))
         if failed:
             return failed
-        return Outcome(liquidations=[self._liquidation(addr, by, result)])
+        return Outcome(liquidations=[whole_record(addr, by, result)])
 
     def play_liquidate_many(self, step: LiquidateMany) -> Outcome:
         assert self.model is not None
@@ -222,7 +207,7 @@ class ModelBackend(Players):
         result, failed = self._call(lambda: model.liquidate_many(targets, by))
         if failed:
             return failed
-        liquidations = [self._liquidation(r["account"], by, r) for r in result["liquidated"]]
+        liquidations = [whole_record(r["account"], by, r) for r in result["liquidated"]]
         return keeper_outcome(liquidations, 0, None, self.name_of, [a for a, *_ in result["skipped"]])
 
     def play_trade(self, step: Trade) -> Outcome:
@@ -236,102 +221,13 @@ class ModelBackend(Players):
     def play_keeper(self, step: KeeperPass) -> Outcome:
         return self._keeper(self.addresses[step.by])
 
-    @staticmethod
-    def _liquidation(account: str, liquidator: str, result: Mapping[str, Any]) -> dict[str, Any]:
-        return {"account": account, "liquidator": liquidator, **{k: result[k] for k in LIQUIDATION_FIELDS}}
-
-    @staticmethod
-    def _partial(account: str, liquidator: str, market: str, result: Mapping[str, Any]) -> dict[str, Any]:
-        return partial_record(
-            account,
-            liquidator,
-            market,
-            result["size"],
-            result["price"],
-            result["keeper_reward"],
-            result["insurance_fee"],
-        )
-
     def _keeper(self, keeper: str) -> Outcome:
-        """One keeper pass, played as the real keeper plays it (docs/keeper.md): its targets from
-        ``plan_liquidations`` over every account's health, a capital plan from the model's books
-        (``plan_pass`` with the keeper's defaults), and the plan played by ``play_actions``. A
-        batch whose accounts are all healthy by now is not sent (the keeper's dry run liquidates
-        nobody); a batch the model refuses is split, as the keeper splits one whose dry run
-        fails."""
-        assert self.model is not None
-        model = self.model
-        order = plan_liquidations(model.health_snapshot(self.addresses.values()), keeper)
-        liquidations: list[dict[str, Any]] = []
-        failed = 0
-        if not order.targets:
-            return keeper_outcome(liquidations, failed, None, self.name_of)
-        books = [self._book(a) for a in (*order.targets, keeper)]
-        terms = self._terms({m for b in books for m in b.positions})
-        priced = [b for b in books[:-1] if set(b.positions) <= set(terms)]
-        failed += len(books) - 1 - len(priced)
-        gas = GasModel(budget=DEFAULT_GAS_BUDGET)
-        plan = plan_pass(
-            priced,
-            books[-1],
-            terms,
-            buffer_ratio=DEFAULT_BUFFER_RATIO,
-            min_step_notional=DEFAULT_MIN_STEP_NOTIONAL,
-            max_notional=DEFAULT_MAX_INHERIT_NOTIONAL,
-            gas=gas,
+        """One keeper pass over every account (:func:`~backstop.stress.model_keeper.keeper_pass`)."""
+        assert self.model is not None and self.scenario is not None
+        liquidations, failed = keeper_pass(
+            self.model, keeper, self.addresses.values(), self.scenario.market_names
         )
-
-        def batch(b: Batch) -> bool:
-            nonlocal failed
-            if not any(model.liquidatable(a) for a in b.accounts):
-                return True
-            try:
-                result = model.liquidate_many(list(b.accounts), keeper)
-            except ModelRevert:
-                failed += len(b.accounts) == 1
-                return False
-            liquidations.extend(self._liquidation(e["account"], keeper, e) for e in result["liquidated"])
-            return True
-
-        def step(s: PartialStep) -> None:
-            nonlocal failed
-            try:
-                result = model.liquidate_position(s.account, s.market_id, s.size, keeper)
-            except ModelRevert as err:
-                failed += err.name != "NotLiquidatable"
-                return
-            name = self.scenario.market_names[s.market_id]
-            liquidations.append(self._partial(s.account, keeper, name, result))
-
-        play_actions(plan.actions, gas, batch=batch, step=step)
         return keeper_outcome(liquidations, failed, None, self.name_of)
-
-    def _book(self, address: str) -> Book:
-        assert self.model is not None
-        model = self.model
-        positions = {m: model.position(address, m) for m in model.markets_of(address)}
-        return Book(address, model.margin(address), model.pending_loss(address), positions)
-
-    def _terms(self, market_ids: set[int]) -> dict[int, MarketTerms]:
-        """The keeper's view of each market: its usable oracle price and risk parameters."""
-        assert self.model is not None
-        out = {}
-        for m in sorted(market_ids):
-            try:
-                price = self.model.price(m)
-            except ModelRevert:
-                continue  # stale: the keeper leaves its accounts for a later pass
-            p = self.model.markets[m].params
-            out[m] = MarketTerms(
-                m,
-                price,
-                p.im_ratio,
-                p.mm_ratio,
-                p.keeper_reward_ratio,
-                p.keeper_reward_cap,
-                p.insurance_fee_ratio,
-            )
-        return out
 
     def solvency(self) -> tuple[int, int, int]:
         assert self.model is not None

@@ -49,7 +49,7 @@ def body(config_path: Path, **kwargs) -> dict:
         config.lab(),
         out.results,
         seed=config.seed,
-        engine="exact",
+        engine=kwargs.get("engine", "fast"),
         config_path="tiny.yaml",
         seconds=1.0,
         where="-",
@@ -77,6 +77,10 @@ def test_one_process_two_workers_and_a_scheduler_give_the_same_report(config_pat
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         assert body(config_path, scheduler=cluster.scheduler_address) == alone
     assert body(config_path) == alone  # and again
+    # The exact engine gives the same numbers (tests/unit/risk/test_fast.py: path by path).
+    exact = body(config_path, engine="exact")
+    assert exact.pop("engine") == "exact" and alone.pop("engine") == "fast"
+    assert exact == alone
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -92,7 +96,7 @@ def test_the_cli_writes_the_report_and_the_charts(config_path, tmp_path):
     done = run_cli(str(config_path), "--paths", "30", "--out", str(tmp_path), "--quiet")
     assert done.returncode == 0, done.stderr
     written = json.loads((tmp_path / "tiny.json").read_text())
-    assert written["paths"] == 30 and written["seed"] == 7 and written["engine"] == "exact"
+    assert written["paths"] == 30 and written["seed"] == 7 and written["engine"] == "fast"
     assert set(written["metrics"]) == {
         "bad_debt",
         "fund_cover",
