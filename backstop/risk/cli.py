@@ -15,30 +15,65 @@ def risk() -> None:
     pass
 
 
+def _fail(message: str) -> None:
+    """Every problem as ``risk: <line>`` on stderr, exit status 2, no traceback."""
+    for line in message.splitlines():
+        click.echo(f"risk: {line}", err=True)
+    sys.exit(2)
+
+
+def _common(command):
+    """The options ``run`` and ``sweep`` share."""
+    options = [
+        click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False, path_type=Path)),
+        click.option("--paths", type=int, default=None, help="Paths to simulate [the config's `paths`]."),
+        click.option("--seed", type=int, default=None, help="Run seed [the config's `seed`]."),
+        click.option(
+            "--workers",
+            type=int,
+            default=1,
+            show_default=True,
+            help="Processes on this machine (a local Dask cluster when > 1).",
+        ),
+        click.option(
+            "--scheduler",
+            default=None,
+            help="A Dask scheduler's address (tcp://host:8786): run the chunks on its workers.",
+        ),
+        click.option(
+            "--out",
+            "out_dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            default=DEFAULT_OUT,
+            show_default=True,
+            help="Where the JSON report and the charts go.",
+        ),
+        click.option(
+            "--engine",
+            type=click.Choice(["fast", "exact"]),
+            default="fast",
+            show_default=True,
+            help="fast: numpy screens every account and the reference model plays each pass that "
+            "may liquidate; exact: the reference model plays every step.",
+        ),
+        click.option("--quiet", is_flag=True, help="No progress bar."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _check_run(paths: int, workers: int, scheduler: str | None) -> None:
+    if paths < 1:
+        _fail(f"--paths: must be ≥ 1, got {paths}")
+    if workers < 1:
+        _fail(f"--workers: must be ≥ 1, got {workers}")
+    if scheduler is not None and workers != 1:
+        _fail("--workers and --scheduler exclude each other (the cluster's workers do the work)")
+
+
 @risk.command("run")
-@click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--paths", type=int, default=None, help="Paths to simulate [the config's `paths`].")
-@click.option("--seed", type=int, default=None, help="Run seed [the config's `seed`].")
-@click.option(
-    "--workers",
-    type=int,
-    default=1,
-    show_default=True,
-    help="Processes on this machine (a local Dask cluster when > 1).",
-)
-@click.option(
-    "--scheduler",
-    default=None,
-    help="A Dask scheduler's address (tcp://host:8786): run the chunks on its workers.",
-)
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_OUT,
-    show_default=True,
-    help="Where the JSON report and the charts go.",
-)
+@_common
 @click.option(
     "--export-scenarios",
     "export_dir",
@@ -49,14 +84,6 @@ def risk() -> None:
 @click.option(
     "--export", "export_count", type=int, default=3, show_default=True, help="How many paths to export."
 )
-@click.option(
-    "--engine",
-    type=click.Choice(["fast", "exact"]),
-    default="fast",
-    show_default=True,
-    help="fast: numpy screens every account, the reference model plays each liquidation; exact: the reference model plays every step.",
-)
-@click.option("--quiet", is_flag=True, help="No progress bar.")
 def run_command(
     config_path: Path,
     paths: int | None,
@@ -76,25 +103,15 @@ def run_command(
     from backstop.risk.run import run_paths
     from backstop.risk.shock import shock_chart, shock_curve
 
-    def fail(message: str) -> None:
-        for line in message.splitlines():
-            click.echo(f"risk: {line}", err=True)
-        sys.exit(2)
-
     try:
         config = load_risk_config(config_path)
     except RiskConfigError as err:
-        fail(str(err))
+        _fail(str(err))
     n = config.paths if paths is None else paths
     run_seed = config.seed if seed is None else seed
-    if n < 1:
-        fail(f"--paths: must be ≥ 1, got {n}")
-    if workers < 1:
-        fail(f"--workers: must be ≥ 1, got {workers}")
+    _check_run(n, workers, scheduler)
     if export_dir is not None and not 1 <= export_count <= n:
-        fail(f"--export: must be between 1 and the {n:,} paths, got {export_count}")
-    if scheduler is not None and workers != 1:
-        fail("--workers and --scheduler exclude each other (the cluster's workers do the work)")
+        _fail(f"--export: must be between 1 and the {n:,} paths, got {export_count}")
     lab = config.lab()
     click.echo(
         f"risk: {lab.name}: {n:,} paths × {lab.accounts:,} accounts × {lab.steps:,} steps "
@@ -140,6 +157,78 @@ def run_command(
         f"  bad debt: p50 {m['bad_debt']['p50']:,.2f}  p99 {m['bad_debt']['p99']:,.2f}  ES99 {m['bad_debt']['es99']:,.2f}\n"
         f"  socialized: p99 {m['socialized']['p99']:,.2f}  ES99 {m['socialized']['es99']:,.2f}; "
         f"P(socialization) {p['socialization']:.2%}, P(fund exhausted) {p['fund_exhausted']:.2%}\n"
+        + "\n".join(f"  wrote {f}" for f in files)
+    )
+
+
+@risk.command("sweep")
+@_common
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    required=True,
+    help="KEY=LO:HI:N or KEY=V1,V2,...: a dotted config key and its values (once or twice).",
+)
+def sweep_command(
+    config_path: Path,
+    paths: int | None,
+    seed: int | None,
+    workers: int,
+    scheduler: str | None,
+    out_dir: Path,
+    engine: str,
+    quiet: bool,
+    params: tuple[str, ...],
+) -> None:
+    """Run CONFIG over a grid of one or two parameters: DIR/<name>-sweep.json and a heatmap of
+    P(socialization)."""
+    from backstop.risk.config import RiskConfigError
+    from backstop.risk.report import report
+    from backstop.risk.run import run_many
+    from backstop.risk.sweep import grid, parse_param, sweep_body, write_sweep
+
+    try:
+        swept = [parse_param(p) for p in params]
+        cells = grid(config_path, swept)
+    except RiskConfigError as err:
+        _fail(str(err))
+    base = cells[0].config
+    n = base.paths if paths is None else paths
+    run_seed = base.seed if seed is None else seed
+    _check_run(n, workers, scheduler)
+    shape = " × ".join(f"{len(p.values)} {p.key}" for p in swept)
+    click.echo(
+        f"risk: {base.name}: sweep of {shape}: {len(cells)} cells × {n:,} paths, seed {run_seed}, {engine} engine",
+        err=True,
+    )
+    progress, advance = _progress(n * len(cells), quiet)
+    with progress:
+        outputs = run_many(
+            [c.config for c in cells],
+            n,
+            run_seed,
+            workers=workers,
+            scheduler=scheduler,
+            progress=advance,
+            engine=engine,
+        )
+    reports = [
+        report(
+            c.config.lab(),
+            o.results,
+            seed=run_seed,
+            engine=engine,
+            config_path=str(config_path),
+            seconds=o.seconds,
+            where=o.where,
+        )
+        for c, o in zip(cells, outputs, strict=True)
+    ]
+    body = sweep_body(swept, cells, reports, config_path=str(config_path), seconds=outputs[0].seconds)
+    files = write_sweep(out_dir, body)
+    click.echo(
+        f"risk: {len(cells)} cells × {n:,} paths in {outputs[0].seconds:.1f} s on {outputs[0].where}\n"
         + "\n".join(f"  wrote {f}" for f in files)
     )
 

@@ -10,7 +10,7 @@ in path order before anything is computed from them.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,14 +75,34 @@ def run_paths(
 ) -> RunOutput:
     """Runs ``paths`` paths of ``config`` on ``engine`` (see the module docstring);
     ``progress(n)`` after each chunk of ``n`` paths."""
+    [output] = run_many(
+        [config], paths, seed, workers=workers, scheduler=scheduler, progress=progress, engine=engine
+    )
+    return output
+
+
+def run_many(
+    configs: Sequence[Any],
+    paths: int,
+    seed: int,
+    *,
+    workers: int = 1,
+    scheduler: str | None = None,
+    progress: Callable[[int], None] | None = None,
+    engine: str = "fast",
+) -> list[RunOutput]:
+    """:func:`run_paths` for each of ``configs`` (a sweep's cells), with the same seed, on one
+    pool of workers: every config's chunks are submitted at once. Each output's ``seconds`` is
+    the whole run's."""
     plan = chunks(paths)
     started = time.monotonic()
-    done: dict[int, list[PathResult]] = {}
+    done: dict[tuple[int, int], list[PathResult]] = {}
     if scheduler is None and workers == 1:
-        for index, count in plan:
-            done[index] = run_chunk(config, seed, index, count, engine)
-            if progress:
-                progress(count)
+        for c, config in enumerate(configs):
+            for index, count in plan:
+                done[c, index] = run_chunk(config, seed, index, count, engine)
+                if progress:
+                    progress(count)
         where = "this process"
     else:
         from dask.distributed import Client, LocalCluster, as_completed
@@ -100,17 +120,21 @@ def run_paths(
             where = f"the Dask cluster at {scheduler} ({workers} workers)"
         try:
             futures = {
-                client.submit(run_chunk, config, seed, index, count, engine, pure=False): (index, count)
+                client.submit(run_chunk, config, seed, index, count, engine, pure=False): (c, index, count)
+                for c, config in enumerate(configs)
                 for index, count in plan
             }
             for future in as_completed(futures):
-                index, count = futures[future]
-                done[index] = future.result()
+                c, index, count = futures[future]
+                done[c, index] = future.result()
                 if progress:
                     progress(count)
         finally:
             client.close()
             if cluster is not None:
                 cluster.close()
-    results = [r for index, _ in plan for r in done[index]]
-    return RunOutput(results, time.monotonic() - started, workers, where)
+    seconds = time.monotonic() - started
+    return [
+        RunOutput([r for index, _ in plan for r in done[c, index]], seconds, workers, where)
+        for c in range(len(configs))
+    ]
