@@ -35,6 +35,9 @@ REQUIRED = (
     "keeper.liquidate_all_1000_s",
     "fuzz.revm_steps_per_s",
     "fuzz.anvil_steps_per_s",
+    "risk.fast_account_steps_per_s",
+    "risk.fast_10000x1000x288_s",
+    "risk.exact_paths_per_s",
 )
 
 AAVE_V33_LIQUIDATION_GAS = 393_000
@@ -155,6 +158,17 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             "≤ 10 s (issue #16; one transaction per account took 32–48 s)",
             v is not None and v <= 10,
             unit="s",
+        )
+    )
+    v = results.get("risk", {}).get("fast_account_steps_per_s")
+    rows.append(
+        row(
+            "risk lab: fast engine account-steps per second (10,000 paths × 1,000 accounts × 288 steps)",
+            "risk.fast_account_steps_per_s",
+            v,
+            "≥ 5,000,000 on 2 cores (issue #19)",
+            v is not None and v >= 5_000_000,
+            unit="/s",
         )
     )
     single = gas.get("liquidate_solvent_1m")
@@ -285,6 +299,22 @@ def markdown(results: dict[str, Any]) -> str:
             else ""
         )
         out.append(f"| {backend} | `fuzz.{key}` | {_fmt(fuzz.get(key))} | {note.replace('|', '/')} |")
+    out.append("")
+    risk = results.get("risk", {})
+    out.append("### Risk lab")
+    out.append("")
+    out.append("| measure | key | value | note |")
+    out.append("|---|---|---:|---|")
+    for key, label, unit in (
+        ("fast_account_steps_per_s", "fast engine, account-steps per second", "/s"),
+        ("fast_10000x1000x288_s", "fast engine, 10,000 paths × 1,000 accounts × 288 steps", " s"),
+        ("fast_example_paths_per_s", "fast engine, paths/s on risk/eth_flash_crash.yaml", ""),
+        ("exact_paths_per_s", "exact engine, paths/s on risk/eth_flash_crash.yaml", ""),
+    ):
+        note = notes.get(f"risk.{key}", "").replace("|", "/")
+        out.append(
+            f"| {label} | `risk.{key}` | {_fmt(risk.get(key), '' if unit == '/s' else unit)} | {note} |"
+        )
     out.append("")
     breakdowns = results.get("breakdown", {})
     if breakdowns:

@@ -33,7 +33,7 @@ from bench import report
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results.json"
 DOC = ROOT / "docs" / "benchmarks.md"
-SECTIONS = ("gas", "social", "keeper", "fuzz")
+SECTIONS = ("gas", "social", "keeper", "fuzz", "risk")
 
 _t0 = time.monotonic()
 
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     results["meta"] = meta()
     if previous:  # a partial run: keep the other sections' timings
         results["meta"]["section_s"] = dict(previous.get("section_s", {}))
-    for section in ("gas", "keeper", "fuzz", "notes"):
+    for section in ("gas", "keeper", "fuzz", "risk", "notes"):
         results.setdefault(section, {})
     log(
         f"start: sections {', '.join(only)}; {results['meta']['cores']} cores, load {results['meta']['load_average_start']}"
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     from ape import accounts, project
     from ape import chain as ape_chain
 
-    from bench import fuzz, gas, keeper_bench, social
+    from bench import fuzz, gas, keeper_bench, risk_bench, social
     from bench.chain import Chain
     from bench.node import anvil, ape_on
 
@@ -230,6 +230,14 @@ def main(argv: list[str] | None = None) -> int:
             ("fuzz.revm_steps_per_s", "fuzz.anvil_steps_per_s"),
         )
 
+    if "risk" in only:
+        _section(
+            "risk",
+            lambda: risk_bench.run(log),
+            results,
+            ("risk.fast_account_steps_per_s", "risk.fast_10000x1000x288_s", "risk.exact_paths_per_s"),
+        )
+
     results["meta"]["runtime_s"] = round(time.monotonic() - _t0, 1)
     results["meta"]["load_average_end"] = round(os.getloadavg()[0], 2)
     results["meta"]["command"] = (
@@ -250,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         "gas",
         "keeper",
         "fuzz",
+        "risk",
         "targets",
         "socialization",
         "liquidations",
