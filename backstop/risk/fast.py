@@ -21,7 +21,7 @@ each other on random configurations.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -159,7 +159,7 @@ class _Path:
     partial_steps: int = 0
     exhausted: bool = False
     #: (step, fund token units after it), at the steps where the fund changed.
-    fund_changes: list[tuple[int, int]] | None = None
+    fund_changes: list[tuple[int, int]] = field(default_factory=list)
 
 
 def run_fast(lab: Lab, ticks: np.ndarray) -> list[PathResult]:
@@ -190,7 +190,7 @@ def run_fast(lab: Lab, ticks: np.ndarray) -> list[PathResult]:
         for p in np.flatnonzero(flags.any(axis=1)):
             path = paths.get(p)
             if path is None:
-                path = paths[p] = _Path(su.model.copy(), fund_changes=[])
+                path = paths[p] = _Path(su.model.copy())
             model = path.model
             for m in range(n_markets):
                 model.set_price(m, int(ticks[p, t, m]) * TICK)
@@ -205,7 +205,6 @@ def run_fast(lab: Lab, ticks: np.ndarray) -> list[PathResult]:
                 path.partial_steps += rec.get("market") is not None
                 path.exhausted |= exhausted(cap, rec["covered"], rec["socialized"])
             path.liquidations += len(records)
-            assert path.fund_changes is not None
             path.fund_changes.append((t, model.fund_assets()))
             for a in accounts:  # the pass touched only these (and the keeper)
                 address = su.addresses[a]
@@ -229,7 +228,7 @@ def _result(lab: Lab, su: SetUp, last: np.ndarray, path: _Path | None) -> PathRe
     for m, tick in enumerate(last):
         model.set_price(m, int(tick) * TICK)
     fund = [su.fund] * (lab.steps + 1)
-    for t, value in path.fund_changes or ():
+    for t, value in path.fund_changes:
         fund[t:] = [value] * (lab.steps + 1 - t)
     max_haircut = 0.0
     for address in su.names.values():
