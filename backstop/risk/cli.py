@@ -144,7 +144,7 @@ def run_command(
         for p in points
     ]
     if export_dir is not None:
-        exported = export_paths(config, lab, run_seed, n, export_count, export_dir)
+        exported = export_paths(config, lab, run_seed, export_count, export_dir)
         body["per_path"] = [
             {"path": i, "scenario": str(f), **per_path_record(r)}
             for i, (f, r) in enumerate(zip(exported, output.results, strict=False))

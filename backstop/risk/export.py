@@ -129,18 +129,16 @@ def per_path_record(r: PathResult) -> dict:
     }
 
 
-def export_paths(config: Any, lab: Lab, seed: int, paths: int, count: int, directory: Path) -> list[Path]:
-    """Writes the first ``count`` paths of a run of ``paths`` paths as ``<name>-path-<i>.yaml``:
-    each chunk regenerated from its seed at the size it had in the run, so they are the very
-    paths the run simulated."""
-    from backstop.risk.paths import price_paths, to_wad
-    from backstop.risk.run import chunk_seed, chunks
+def export_paths(config: Any, lab: Lab, seed: int, count: int, directory: Path) -> list[Path]:
+    """Writes paths ``0 … count − 1`` of a run seeded ``seed`` as ``<name>-path-<i>.yaml``,
+    regenerated chunk by chunk from the seed (:func:`backstop.risk.run.chunk_prices`), so they
+    are the very paths any run of at least ``count`` paths simulated."""
+    from backstop.risk.paths import to_wad
+    from backstop.risk.run import chunk_prices, chunks
 
     out: list[Path] = []
-    for index, size in chunks(paths):
-        if len(out) >= count:
-            break
-        for path in to_wad(price_paths(config, chunk_seed(seed, index), size))[: count - len(out)]:
+    for index, size in chunks(count):
+        for path in to_wad(chunk_prices(config, seed, index, size)):
             i = len(out)
             scenario = scenario_of(lab, path, name=f"{lab.name}-path-{i}")
             description = f"path {i} of backstop risk run {lab.name} (seed {seed})"

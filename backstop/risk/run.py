@@ -1,10 +1,12 @@
 """Running a risk config's paths (docs/risk-lab.md §"Running on many cores or machines").
 
-Paths are cut into chunks of :data:`CHUNK` paths. Chunk ``k`` draws its price paths from
-``SeedSequence(seed, spawn_key=(k,))``, which depends on nothing but the run seed and the chunk's
-index, so the results are bit-identical whether the chunks run in this process, on a local Dask
-cluster (``workers=2``) or on a remote one (``scheduler="tcp://host:8786"``); they are put back
-in path order before anything is computed from them.
+Paths are cut into chunks of :data:`CHUNK` paths. Chunk ``k`` always draws a whole chunk's
+price paths from ``SeedSequence(seed, spawn_key=(k,))`` and keeps the first ``count`` of them
+(:func:`chunk_prices`), so path ``i`` depends on nothing but the run seed and ``i``: a longer run
+extends a shorter one's sample, and the results are bit-identical whether the chunks run in this
+process, on a local Dask cluster (``workers=2``) or on a remote one
+(``scheduler="tcp://host:8786"``); they are put back in path order before anything is computed
+from them.
 """
 
 from __future__ import annotations
@@ -27,6 +29,16 @@ def chunk_seed(seed: int, index: int) -> np.random.SeedSequence:
     return np.random.SeedSequence(seed, spawn_key=(index,))
 
 
+def chunk_prices(config: Any, seed: int, index: int, count: int) -> np.ndarray:
+    """The first ``count`` (≤ :data:`CHUNK`) price paths of chunk ``index``: paths
+    ``index·CHUNK`` … ``index·CHUNK + count − 1`` of any run seeded ``seed``."""
+    from backstop.risk.paths import price_paths
+
+    if not 1 <= count <= CHUNK:
+        raise ValueError(f"count must be in [1, {CHUNK}], got {count}")
+    return price_paths(config, chunk_seed(seed, index), CHUNK)[:count]
+
+
 def chunks(paths: int, size: int = CHUNK) -> list[tuple[int, int]]:
     """``(index, count)`` of each chunk of a run of ``paths`` paths."""
     if paths < 1:
@@ -40,12 +52,12 @@ ENGINES = ("fast", "exact")
 
 def run_chunk(config: Any, seed: int, index: int, count: int, engine: str = "fast") -> list[PathResult]:
     """Chunk ``index``'s ``count`` paths on ``engine`` (runs on a worker: imports inside)."""
-    from backstop.risk.paths import price_paths, to_ticks, to_wad
+    from backstop.risk.paths import to_ticks, to_wad
 
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     lab = config.lab()
-    paths = price_paths(config, chunk_seed(seed, index), count)
+    paths = chunk_prices(config, seed, index, count)
     if engine == "fast":
         from backstop.risk.fast import run_fast
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 from backstop.risk.config import load_risk_config
 from backstop.risk.exact import record_of, run_path
 from backstop.risk.export import export_paths
-from backstop.risk.paths import price_paths, to_wad
-from backstop.risk.run import chunk_seed
+from backstop.risk.paths import to_wad
+from backstop.risk.run import chunk_prices
 from backstop.scenario import load_scenario
 from backstop.stress import ChainBackend, run
 
@@ -39,9 +39,9 @@ def test_three_exported_paths_replay_on_chain_to_their_records(project, chain, a
     path.write_text(CONFIG)
     config = load_risk_config(path)
     lab = config.lab()
-    expected = [run_path(lab, p) for p in to_wad(price_paths(config, chunk_seed(11, 0), 3))]
+    expected = [run_path(lab, p) for p in to_wad(chunk_prices(config, 11, 0, 3))]
     assert sum(r.liquidations for r in expected) > 0 and sum(r.bad_debt for r in expected) > 0
-    files = export_paths(config, lab, 11, 3, 3, tmp_path / "paths")
+    files = export_paths(config, lab, 11, 3, tmp_path / "paths")
     assert [f.name for f in files] == ["replay-path-0.yaml", "replay-path-1.yaml", "replay-path-2.yaml"]
     for file, record in zip(files, expected, strict=True):
         result = run(load_scenario(file), ChainBackend(project, chain, accounts))

@@ -13,7 +13,7 @@ import pytest
 
 from backstop.risk.config import load_risk_config
 from backstop.risk.report import report
-from backstop.risk.run import CHUNK, chunk_seed, chunks, run_paths
+from backstop.risk.run import CHUNK, chunk_prices, chunk_seed, chunks, run_paths
 
 CONFIG = """
 name: tiny
@@ -63,6 +63,21 @@ def test_chunks_and_their_seeds_do_not_depend_on_the_workers():
     assert chunk_seed(7, 1).generate_state(4).tolist() != chunk_seed(7, 2).generate_state(4).tolist()
     with pytest.raises(ValueError, match="paths must be ≥ 1, got 0"):
         chunks(0)
+
+
+def test_path_i_is_the_same_in_every_run_that_reaches_it(config_path):
+    # A shorter run is a prefix of a longer one: the last, partial chunk keeps the first paths
+    # of a whole chunk's draw, so adding paths extends the sample instead of redrawing it.
+    config = load_risk_config(config_path)
+    long = run_paths(config, 60, 7).results
+    for n in (1, 8, CHUNK, CHUNK + 3):
+        assert run_paths(config, n, 7).results == long[:n], n
+    assert long[:8] != run_paths(config, 8, 8).results  # and the seed matters
+    whole = chunk_prices(config, 7, 1, CHUNK)
+    assert (chunk_prices(config, 7, 1, 3) == whole[:3]).all()
+    for bad in (0, CHUNK + 1):
+        with pytest.raises(ValueError, match=rf"count must be in \[1, {CHUNK}\], got {bad}"):
+            chunk_prices(config, 7, 1, bad)
 
 
 def test_one_process_two_workers_and_a_scheduler_give_the_same_report(config_path):
