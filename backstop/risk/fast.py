@@ -68,6 +68,8 @@ class SetUp:
     open_notional: np.ndarray  # WAD (float)
     snapshot: np.ndarray  # WAD (float)
     opened: tuple[bool, ...]  # per pair: its opening trade went through
+    open_interest: int  # one side's, of the opened pairs (exact.open_interest)
+    trades_failed: int  # pairs whose opening trade did not go through
     fund: int  # the fund's token units after setup
     margins: dict[str, int]  # every account's margin after setup (WAD), by name
 
@@ -110,6 +112,8 @@ def set_up(lab: Lab) -> SetUp:
         open_notional=state[:, 2],
         snapshot=state[:, 3],
         opened=tuple(opened),
+        open_interest=open_interest(lab, opened),
+        trades_failed=list(opened).count(False),
         fund=model.fund_assets(),
         margins={name: model.margin(address) for name, address in backend.addresses.items()},
     )
@@ -218,11 +222,19 @@ def run_fast(lab: Lab, ticks: np.ndarray) -> list[PathResult]:
 
 
 def _result(lab: Lab, su: SetUp, last: np.ndarray, path: _Path | None) -> PathResult:
-    oi = open_interest(lab, su.opened)
-    failed = sum(1 for ok in su.opened if not ok)
-    if path is None:
+    if path is None:  # no keeper pass flagged an account: nothing moved after the setup
         return PathResult(
-            0, 0, 0, 0, 0, (su.fund,) * (lab.steps + 1), oi, 0.0, dict(su.margins), failed, False
+            bad_debt=0,
+            covered=0,
+            socialized=0,
+            liquidations=0,
+            partial_steps=0,
+            fund_assets=(su.fund,) * (lab.steps + 1),
+            open_interest=su.open_interest,
+            max_haircut_ratio=0.0,
+            final_margins=dict(su.margins),
+            trades_failed=su.trades_failed,
+            fund_exhausted=False,
         )
     model = path.model
     for m, tick in enumerate(last):
@@ -242,9 +254,9 @@ def _result(lab: Lab, su: SetUp, last: np.ndarray, path: _Path | None) -> PathRe
         liquidations=path.liquidations,
         partial_steps=path.partial_steps,
         fund_assets=tuple(fund),
-        open_interest=oi,
+        open_interest=su.open_interest,
         max_haircut_ratio=max_haircut,
         final_margins={name: model.margin(address) for name, address in su.names.items()},
-        trades_failed=failed,
+        trades_failed=su.trades_failed,
         fund_exhausted=path.exhausted,
     )
