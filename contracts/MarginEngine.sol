@@ -116,11 +116,22 @@ contract MarginEngine is MarketGovernance, EIP712, ReentrancyGuardTransient {
         bytes calldata takerSignature,
         uint256 fillSize
     ) external nonReentrant {
-        (Market storage m, Fill memory f) = _checkMatch(maker, taker, fillSize);
+        (Market storage m, Fill memory f) = _checkFill(maker, taker.marketId, taker.isBuy, taker.account, fillSize);
         f.makerHash = _useOrder(maker, makerSignature, fillSize);
         f.takerHash = _useOrder(taker, takerSignature, fillSize);
         uint256[] memory prices = _priceCache();
         _checkPrice(m, f, taker.isBuy, taker.limitPrice, prices);
+        _executeFill(m, f, prices);
+    }
+
+    /// @inheritdoc IMarginEngine
+    function fillOrder(Order calldata order, bytes calldata signature, uint256 fillSize) external nonReentrant {
+        // The sender is the taker, on the other side of the maker's order, at its limit price.
+        bool takerIsBuy = !order.isBuy;
+        (Market storage m, Fill memory f) = _checkFill(order, order.marketId, takerIsBuy, msg.sender, fillSize);
+        f.makerHash = _useOrder(order, signature, fillSize);
+        uint256[] memory prices = _priceCache();
+        _checkPrice(m, f, takerIsBuy, order.limitPrice, prices);
         _executeFill(m, f, prices);
     }
 
@@ -448,21 +459,25 @@ contract MarginEngine is MarketGovernance, EIP712, ReentrancyGuardTransient {
         );
     }
 
-    /// @dev Checks that do not depend on signatures or prices (docs/margin-math.md, checks 1–6).
-    function _checkMatch(Order calldata maker, Order calldata taker, uint256 fillSize)
-        internal
-        view
-        returns (Market storage m, Fill memory f)
-    {
+    /// @dev Checks that do not depend on signatures or prices (docs/margin-math.md, checks 1–6), for
+    ///      `maker` against a taker in `takerMarketId` on side `takerIsBuy` (`fillOrder` passes the
+    ///      maker's market and the other side, so checks 2 and 5 hold by construction).
+    function _checkFill(
+        Order calldata maker,
+        uint256 takerMarketId,
+        bool takerIsBuy,
+        address taker,
+        uint256 fillSize
+    ) internal view returns (Market storage m, Fill memory f) {
         if (fillSize == 0) revert ZeroFill();
         uint256 marketId = maker.marketId;
-        if (taker.marketId != marketId) revert MarketMismatch(marketId, taker.marketId);
+        if (takerMarketId != marketId) revert MarketMismatch(marketId, takerMarketId);
         m = _market(marketId);
         if (globalPaused || m.paused) revert TradingPaused(marketId);
-        if (maker.isBuy == taker.isBuy) revert SameSide();
-        if (maker.account == taker.account) revert SelfTrade(maker.account);
+        if (maker.isBuy == takerIsBuy) revert SameSide();
+        if (maker.account == taker) revert SelfTrade(taker);
         if (fillSize > PositionMath.MAX_VALUE) revert ValueOutOfRange(fillSize);
-        (f.marketId, f.maker, f.taker) = (marketId, maker.account, taker.account);
+        (f.marketId, f.maker, f.taker) = (marketId, maker.account, taker);
         (f.makerIsBuy, f.size, f.price) = (maker.isBuy, fillSize, maker.limitPrice);
     }
 

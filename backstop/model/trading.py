@@ -15,7 +15,7 @@ from backstop.model.math import (
     side_of,
 )
 from backstop.model.rollback import atomic
-from backstop.model.state import AccountState, ModelRevert, Position
+from backstop.model.state import AccountState, Market, ModelRevert, Position
 from backstop.orders import Order, order_struct_hash
 
 
@@ -70,30 +70,48 @@ class TradingRules(ModelBase):
 
     @atomic
     def match(self, maker: Order, maker_signer_ok: bool, taker: Order, taker_signer_ok: bool, q: int) -> None:
-        """Fills ``q`` WAD base units between two orders at the maker's limit price.
+        """``matchOrders``: fills ``q`` WAD base units between two orders at the maker's limit price.
 
         Checks run in the order of docs/margin-math.md; the first failure names the revert.
         """
-        if q <= 0:
-            raise ModelRevert("ZeroFill")
-        if maker.market_id != taker.market_id:
-            raise ModelRevert("MarketMismatch", maker.market_id, taker.market_id)
-        m = maker.market_id
-        market = self._market(m)
-        if self.paused_global or market.paused:
-            raise ModelRevert("TradingPaused", m)
-        if maker.is_buy == taker.is_buy:
-            raise ModelRevert("SameSide")
-        if key_of(maker.account) == key_of(taker.account):
-            raise ModelRevert("SelfTrade", maker.account)
-        if q > MAX_VALUE:
-            raise ModelRevert("ValueOutOfRange", q)
+        market = self._check_fill(maker, taker.market_id, taker.is_buy, taker.account, q)
         hashes = [
             self._check_order(o, ok, q) for o, ok in ((maker, maker_signer_ok), (taker, taker_signer_ok))
         ]
         p = maker.limit_price
         if (taker.limit_price < p) if taker.is_buy else (taker.limit_price > p):
             raise ModelRevert("PriceIncompatible", p, taker.limit_price)
+        self._fill(market, maker, taker.account, hashes, q)
+
+    @atomic
+    def fill_order(self, order: Order, signer_ok: bool, taker: str, q: int) -> None:
+        """``fillOrder`` sent by ``taker``: fills ``q`` of the maker's ``order`` at its limit price,
+        the taker on the other side with no order of its own (so no taker checks and no
+        ``PriceIncompatible``); otherwise exactly :meth:`match`."""
+        market = self._check_fill(order, order.market_id, not order.is_buy, taker, q)
+        self._fill(market, order, taker, [self._check_order(order, signer_ok, q)], q)
+
+    def _check_fill(self, maker: Order, taker_market: int, taker_is_buy: bool, taker: str, q: int) -> Market:
+        """Checks 1–6 of docs/margin-math.md; returns the market."""
+        if q <= 0:
+            raise ModelRevert("ZeroFill")
+        if maker.market_id != taker_market:
+            raise ModelRevert("MarketMismatch", maker.market_id, taker_market)
+        market = self._market(maker.market_id)
+        if self.paused_global or market.paused:
+            raise ModelRevert("TradingPaused", maker.market_id)
+        if maker.is_buy == taker_is_buy:
+            raise ModelRevert("SameSide")
+        if key_of(maker.account) == key_of(taker):
+            raise ModelRevert("SelfTrade", taker)
+        if q > MAX_VALUE:
+            raise ModelRevert("ValueOutOfRange", q)
+        return market
+
+    def _fill(self, market: Market, maker: Order, taker: str, hashes: list[bytes], q: int) -> None:
+        """Checks 9–12 and the fill itself, once the orders have passed checks 1–8: ``q`` at the
+        maker's limit price, the maker on its order's side and ``taker`` on the other."""
+        m, p = maker.market_id, maker.limit_price
         if p > MAX_VALUE:
             raise ModelRevert("ValueOutOfRange", p)
         oracle = self._price(m)
@@ -101,24 +119,24 @@ class TradingRules(ModelBase):
             raise ModelRevert("PriceOutsideBand", m, p, oracle)
 
         # 10. touch both, apply the fill
+        maker_delta = q if maker.is_buy else -q
         parties = [
-            (maker, self._touch(maker.account), market.params.maker_fee_ratio),
-            (taker, self._touch(taker.account), market.params.taker_fee_ratio),
+            (maker.account, maker_delta, self._touch(maker.account), market.params.maker_fee_ratio),
+            (taker, -maker_delta, self._touch(taker), market.params.taker_fee_ratio),
         ]
         before: list[int | None] = []
-        for order, acct, _ in parties:
-            delta = q if order.is_buy else -q
+        for _, delta, acct, _ in parties:
             if self._only_reduces(acct, m, delta):
                 h = self._health(acct)
                 before.append(h.equity - h.mmr)
             else:
                 before.append(None)
         oi_before = market.open_interest[LONG]
-        for order, acct, _ in parties:
-            self._apply_fill(acct, m, q if order.is_buy else -q, p)
+        for account, delta, acct, _ in parties:
+            self._apply_fill(acct, m, delta, p)
             # A fill that opens a position in a new market needs a free slot (maker first).
             if len(acct.positions) > self.MAX_MARKETS_PER_ACCOUNT:
-                raise ModelRevert("TooManyMarkets", order.account)
+                raise ModelRevert("TooManyMarkets", account)
         for order_hash in hashes:
             self.filled[order_hash] = self.filled.get(order_hash, 0) + q
 
@@ -130,22 +148,22 @@ class TradingRules(ModelBase):
         # Fees: ``ceilDiv(fee, SCALE)`` whole token units each, paid to the fund in one transfer of
         # the sum out of the vault (none if it is 0), which must hold them.
         notional = mul_wad_up(q, p)
-        fees = [ceil_div(mul_wad_up(notional, fee_ratio), self.scale) for _, _, fee_ratio in parties]
+        fees = [ceil_div(mul_wad_up(notional, fee_ratio), self.scale) for *_, fee_ratio in parties]
         total_fees = sum(fees)
         self._check_vault_balance(total_fees)
-        for (_, acct, _), fee_tokens in zip(parties, fees, strict=True):
+        for (_, _, acct, _), fee_tokens in zip(parties, fees, strict=True):
             acct.margin -= fee_tokens * self.scale
         self.vault_tokens -= total_fees
         self.fund_tokens += total_fees
 
         # 12. margin: E ≥ IMR, or for a pure reduction E ≥ MMR and E - MMR not lower than before
-        for (order, acct, _), headroom_before in zip(parties, before, strict=True):
+        for (account, _, acct, _), headroom_before in zip(parties, before, strict=True):
             h = self._health(acct)
             if h.equity >= h.imr:
                 continue
             if headroom_before is not None and h.equity >= h.mmr and h.equity - h.mmr >= headroom_before:
                 continue
-            raise ModelRevert("InsufficientMargin", order.account, h.equity, h.imr)
+            raise ModelRevert("InsufficientMargin", account, h.equity, h.imr)
 
     # --- views ------------------------------------------------------------------------------------
 

@@ -167,7 +167,8 @@ interface IMarginEngine is IMarginAuthority {
     event MarketPaused(uint256 indexed marketId, bool paused);
     /// @notice Trading in every market was paused or resumed.
     event GlobalPaused(bool paused);
-    /// @notice Two orders were matched for `size` at `price`.
+    /// @notice Two orders were matched for `size` at `price` (`takerOrderHash` is zero for a
+    ///         `fillOrder`, whose taker is the sender).
     event Trade(
         uint256 indexed marketId,
         address indexed maker,
@@ -277,6 +278,12 @@ interface IMarginEngine is IMarginAuthority {
         bytes calldata takerSignature,
         uint256 fillSize
     ) external;
+
+    /// @notice Fills `fillSize` of the maker's signed `order` at its limit price, with the caller as
+    ///         the taker on the other side: the caller needs no signature or order of its own. The
+    ///         same checks (except those that concern a taker's order), taker fee and margin rules
+    ///         as `matchOrders`; `Trade` carries a zero taker order hash.
+    function fillOrder(Order calldata order, bytes calldata signature, uint256 fillSize) external;
 
     /// @notice Cancels the caller's orders with these hashes.
     function cancelOrders(bytes32[] calldata orderHashes) external;
