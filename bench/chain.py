@@ -382,6 +382,14 @@ class Suite:
         data = self.trade_data(buyer, seller, market, size, price, maker)
         return self.chain.send(relayer, self.engine.address, data, what=f"trade {market}")
 
+    def fill(
+        self, maker: Actor, taker: Actor, market: str, size: int, price: int, *, maker_buys: bool = False
+    ) -> dict[str, Any]:
+        """The maker signs (a sell by default); the taker sends ``fillOrder`` itself."""
+        order = self.order(maker, market, maker_buys, size, price)
+        data = self.data(self.engine, "fillOrder", order[0], order[1], size)
+        return self.chain.send(taker, self.engine.address, data, what=f"fillOrder {market}")
+
     # --- engine ------------------------------------------------------------------------------------
 
     def liquidate(self, liquidator: Actor, account: Actor) -> dict[str, Any]:

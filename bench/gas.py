@@ -154,6 +154,21 @@ class GasBench:
             s.trade(op, carol, bob, eth, 2 * one, PRICE[eth], maker="buyer"),
             "both parties flip (long 1 → short 1 and short 1 → long 1): realize, reopen on the other side",
         )
+        erin, frank = self.actor("erin"), self.actor("frank")
+        for a in (erin, frank):
+            s.deposit(a, s.tokens(10_000))
+        self.record(
+            "fill_open",
+            s.fill(frank, erin, eth, one, PRICE[eth]),
+            "fillOrder: both parties flat, the taker sends (the maker, frank, signs a sell): two "
+            "positions opened, the maker's fill recorded; maker and taker fees paid to the fund",
+            trace=True,
+        )
+        self.record(
+            "fill_increase",
+            s.fill(frank, erin, eth, one, PRICE[eth]),
+            "fillOrder between accounts that already hold positions (long 1→2, short 1→2), taker sends",
+        )
         self.record(
             "withdraw_1m",
             s.withdraw(bob, s.tokens(100)),

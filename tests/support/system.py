@@ -402,6 +402,15 @@ class System:
         args = (to_tuple(maker.order), maker.signature, to_tuple(taker.order), taker.signature, fill)
         return self._run(model_call, self.engine.matchOrders, args, sender or self.deployer)
 
+    def fill(self, maker: Signed, taker, fill: int):
+        """``fillOrder`` sent by ``taker`` (an account) against the maker's signed order."""
+
+        def model_call():
+            self.model.fill_order(maker.order, self._signer_ok(maker), taker.address, fill)
+
+        args = (to_tuple(maker.order), maker.signature, fill)
+        return self._run(model_call, self.engine.fillOrder, args, taker)
+
     def trade(self, buyer, seller, market_id: int, size: int, price: int, *, maker: str = "seller"):
         """Signs one order per side at ``price`` and fills them fully (maker defaults to the seller)."""
         buy = self.order(buyer, market_id, True, size, price)
