@@ -2,8 +2,8 @@
 
 Everything is converted exactly: the YAML is read with a loader that turns every float literal
 into a ``Decimal`` of its source text, then amounts become token units and sizes and prices WAD
-integers through ``backstop.units`` (a value with more decimals than its unit holds is an error,
-never a rounding). Every problem is reported as a ``ScenarioError`` that names where it is
+integers through :mod:`backstop.scenario.values` (a value with more decimals than its unit holds is
+an error, never a rounding). Every problem is reported as a ``ScenarioError`` that names where it is
 (``steps[3] (trade): unknown key 'szie'; allowed: ...``), on one line; step positions are 0-based,
 like the report's ``index`` and the runner's progress lines. A duplicate key in any mapping is an
 error naming the key, its mapping and both lines (YAML would keep the last value). Every account a step names must be declared under ``accounts`` (a deposit of
@@ -39,8 +39,11 @@ from backstop.scenario.steps import (
     DEFAULT_COOLDOWN,
     DEFAULT_WINDOW,
     FUND_DECIMALS_OFFSET,
+    MATCH,
     MAX,
     STEP_TYPES,
+    TRADE_MAKERS,
+    TRADE_VIAS,
     Advance,
     Price,
     Scenario,
@@ -48,7 +51,8 @@ from backstop.scenario.steps import (
     Step,
     UpdateMarket,
 )
-from backstop.units import format_units, to_units, to_wad
+from backstop.scenario.values import exact_decimal, one_of, token_units, wad_units, whole_seconds
+from backstop.units import format_units
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _ACCOUNT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
@@ -88,7 +92,15 @@ def load_yaml(text: str) -> Any:
 # key -> required?  (expect_revert is allowed everywhere but on advance)
 _STEP_KEYS: dict[str, dict[str, bool]] = {
     "stake": {"account": True, "amount": True},
-    "trade": {"buyer": True, "seller": True, "market": True, "size": True, "price": True, "maker": False},
+    "trade": {
+        "buyer": True,
+        "seller": True,
+        "market": True,
+        "size": True,
+        "price": True,
+        "maker": False,
+        "via": False,
+    },
     "liquidate": {"account": True, "by": True, "market": False, "size": False},
     "liquidate_many": {"accounts": True, "by": True},
     "keeper": {"by": True},
@@ -208,59 +220,6 @@ def _check_keys(raw: Mapping, allowed: set[str], required: set[str], where: str)
         raise ScenarioError(f"{where}: missing {', '.join(map(repr, missing))}")
 
 
-def _decimal(value: Any, where: str) -> Decimal:
-    """A YAML scalar as an exact ``Decimal`` (ints, exact-decimal floats, numeric strings)."""
-    if isinstance(value, bool) or value is None:
-        raise ScenarioError(f"{where}: {value!r} is not a number")
-    if isinstance(value, float):  # only from callers that bypass load_yaml; repr is the literal
-        value = repr(value)
-    try:
-        d = (
-            Decimal(value)
-            if isinstance(value, int | Decimal)
-            else Decimal(str(value).strip().replace("_", ""))
-        )
-    except InvalidOperation as err:
-        raise ScenarioError(f"{where}: {value!r} is not a number") from err
-    if not d.is_finite():
-        raise ScenarioError(f"{where}: {value!r} is not a finite number")
-    return d
-
-
-def _plain(d: Decimal) -> str:
-    """A decimal as written (``0.0000001``, never ``1E-7``)."""
-    return format(d, "f")
-
-
-def _nonneg(value: Any, where: str) -> Decimal:
-    d = _decimal(value, where)
-    if d < 0:
-        raise ScenarioError(f"{where}: {_plain(d)} must not be negative")
-    return d
-
-
-def _tokens(value: Any, decimals: int, where: str) -> int:
-    d = _nonneg(value, where)
-    try:
-        return to_units(d, decimals)
-    except ValueError as err:
-        raise ScenarioError(f"{where}: {_plain(d)} has more decimals than the token's {decimals}") from err
-
-
-def _wad(value: Any, where: str) -> int:
-    d = _nonneg(value, where)
-    try:
-        return to_wad(d)
-    except ValueError as err:
-        raise ScenarioError(f"{where}: {_plain(d)} has more than 18 decimal places") from err
-
-
-def _seconds(value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ScenarioError(f"{where}: {value!r} must be a whole number of seconds ≥ 0")
-    return value
-
-
 def _parse_markets(raw: Any) -> tuple[MarketConfig, ...]:
     if not isinstance(raw, Mapping) or not raw:
         raise ScenarioError("markets: at least one market is required (a mapping name -> parameters)")
@@ -284,7 +243,7 @@ def _parse_markets(raw: Any) -> tuple[MarketConfig, ...]:
             elif key == "feed":
                 clean[key] = value
             else:
-                clean[key] = _decimal(value, f"{where}.{key}")
+                clean[key] = exact_decimal(value, f"{where}.{key}")
         try:  # the schema and the engine's bounds (backstop.config: one copy of them)
             market = market_from_mapping(name, clean)
         except ConfigError as err:  # already names the key: "markets.<name>: ..."
@@ -327,7 +286,7 @@ def _parse_update(
                 raise ScenarioError(f"{where}.heartbeat: {value!r} must be a whole number")
             changes[field_name] = value
         else:
-            changes[field_name] = _wad(value, f"{where}.{key}")
+            changes[field_name] = wad_units(value, f"{where}.{key}")
     params = replace(listed, **changes)
     return UpdateMarket(index=index, expect_revert=expect, market=name, params=params)
 
@@ -348,10 +307,10 @@ def _parse_insurance(raw: Any, decimals: int) -> tuple[int, int, int, int]:
         raise ScenarioError("insurance: must be a mapping (cooldown, floor)")
     _check_keys(raw, {"cooldown", "window", "floor", "per_event_cap"}, set(), "insurance")
     return (
-        _seconds(raw.get("cooldown", DEFAULT_COOLDOWN), "insurance.cooldown"),
-        _seconds(raw.get("window", DEFAULT_WINDOW), "insurance.window"),
-        _tokens(raw.get("floor", 0), decimals, "insurance.floor"),
-        _tokens(raw.get("per_event_cap", 0), decimals, "insurance.per_event_cap"),
+        whole_seconds(raw.get("cooldown", DEFAULT_COOLDOWN), "insurance.cooldown"),
+        whole_seconds(raw.get("window", DEFAULT_WINDOW), "insurance.window"),
+        token_units(raw.get("floor", 0), decimals, "insurance.floor"),
+        token_units(raw.get("per_event_cap", 0), decimals, "insurance.per_event_cap"),
     )
 
 
@@ -364,7 +323,7 @@ def _parse_accounts(raw: Any, decimals: int) -> dict[str, int]:
     for name, amount in raw.items():
         if not isinstance(name, str) or not _ACCOUNT_RE.match(name):
             raise ScenarioError(f"accounts: {name!r} is not a valid account name (letters, digits, _ -)")
-        out[name] = _tokens(0 if amount is None else amount, decimals, f"accounts.{name}")
+        out[name] = token_units(0 if amount is None else amount, decimals, f"accounts.{name}")
     return out
 
 
@@ -410,7 +369,7 @@ def _parse_step(
     where = f"steps[{index}] ({action})"
 
     if action == "advance":
-        return Advance(index=index, seconds=_seconds(body, where))
+        return Advance(index=index, seconds=whole_seconds(body, where))
 
     if not isinstance(body, Mapping):
         raise ScenarioError(f"{where}: expected a mapping, got {body!r}")
@@ -429,7 +388,7 @@ def _parse_step(
                 raise ScenarioError(
                     f"{where}: unknown market {market!r}; markets: {', '.join(sorted(markets))}"
                 )
-            price = _wad(value, f"{where}.{market}")
+            price = wad_units(value, f"{where}.{market}")
             _check_feed_price(by_name[market], price, f"{where}.{market}")
             prices[market] = price
         return Price(index=index, expect_revert=expect, prices=prices)
@@ -455,25 +414,23 @@ def _parse_step(
             raise ScenarioError(
                 f"{where}.market: unknown market {body['market']!r}; markets: {', '.join(sorted(markets))}"
             )
-        maker = body.get("maker", "seller")
-        if maker not in ("buyer", "seller"):
-            raise ScenarioError(f"{where}.maker: {maker!r} must be 'buyer' or 'seller'")
         fields.update(
             market=body["market"],
-            size=_wad(body["size"], f"{where}.size"),
-            price=_wad(body["price"], f"{where}.price"),
-            maker=maker,
+            size=wad_units(body["size"], f"{where}.size"),
+            price=wad_units(body["price"], f"{where}.price"),
+            maker=one_of(body.get("maker", "seller"), TRADE_MAKERS, f"{where}.maker"),
+            via=one_of(body.get("via", MATCH), TRADE_VIAS, f"{where}.via"),
         )
     elif action in ("stake", "deposit"):
-        fields["amount"] = _tokens(body["amount"], decimals, f"{where}.amount")
+        fields["amount"] = token_units(body["amount"], decimals, f"{where}.amount")
     elif action == "withdraw":
         amount = body["amount"]
-        fields["amount"] = MAX if amount == MAX else _tokens(amount, decimals, f"{where}.amount")
+        fields["amount"] = MAX if amount == MAX else token_units(amount, decimals, f"{where}.amount")
     elif action == "liquidate" and ("market" in body or "size" in body):
         if "market" not in body or "size" not in body:
             raise ScenarioError(f"{where}: a partial liquidation gives both market and size")
         fields["market"] = _known_market(body["market"], markets, f"{where}.market")
-        fields["size"] = _wad(body["size"], f"{where}.size")
+        fields["size"] = wad_units(body["size"], f"{where}.size")
     elif action == "liquidate_many":
         fields["targets"] = _account_list(body["accounts"], accounts, f"{where}.accounts")
     elif action in ("execute_update", "cancel_update"):
@@ -481,6 +438,6 @@ def _parse_step(
     elif action in ("request_unstake", "unstake"):
         shares = body.get("shares", ALL)
         fields["shares"] = (
-            ALL if shares == ALL else _tokens(shares, decimals + FUND_DECIMALS_OFFSET, f"{where}.shares")
+            ALL if shares == ALL else token_units(shares, decimals + FUND_DECIMALS_OFFSET, f"{where}.shares")
         )
     return cls(index=index, expect_revert=expect, **fields)

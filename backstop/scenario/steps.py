@@ -12,6 +12,13 @@ from backstop.config import MarketConfig, SuiteConfig
 MAX = "max"
 #: ``request_unstake: {shares: all}`` / ``unstake: {shares: all}``: every share.
 ALL = "all"
+#: A trade's ``via``: two signed orders matched by the relayer (``matchOrders``, the default) ...
+MATCH = "match"
+#: ... or the maker's signed order filled by the taker itself (``fillOrder``, sent by the taker).
+FILL = "fill"
+#: The values a trade's ``maker`` (default "seller") and ``via`` (default ``MATCH``) may take.
+TRADE_MAKERS = ("buyer", "seller")
+TRADE_VIAS = (MATCH, FILL)
 
 #: The insurance fund's ERC-4626 ``_decimalsOffset()``: share tokens have collateral decimals + 6.
 FUND_DECIMALS_OFFSET = 6
@@ -59,7 +66,9 @@ class Stake(Step):
 
 @dataclass(frozen=True)
 class Trade(Step):
-    """Two signed orders at ``price`` for ``size`` (WAD), matched in full by the relayer."""
+    """``size`` (WAD) at ``price`` between ``buyer`` and ``seller``, in full. ``via`` ``MATCH``: two
+    signed orders matched by the relayer (``matchOrders``); ``FILL``: the maker signs its order and
+    the taker sends ``fillOrder`` itself. ``maker`` ("seller" or "buyer") says whose order makes."""
 
     buyer: str = ""
     seller: str = ""
@@ -67,8 +76,19 @@ class Trade(Step):
     size: int = 0
     price: int = 0
     maker: str = "seller"  # "buyer" or "seller"
+    via: str = MATCH  # MATCH or FILL
     action: ClassVar[str] = "trade"
     account_keys: ClassVar[tuple[str, ...]] = ("buyer", "seller")
+
+    @property
+    def maker_account(self) -> str:
+        """The account whose order makes (the one that signs, with ``via: fill``)."""
+        return self.buyer if self.maker == "buyer" else self.seller
+
+    @property
+    def taker_account(self) -> str:
+        """The other account (the sender of ``fillOrder``, with ``via: fill``)."""
+        return self.seller if self.maker == "buyer" else self.buyer
 
 
 @dataclass(frozen=True)

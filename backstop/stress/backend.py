@@ -135,17 +135,24 @@ class Players:
         return []
 
     def _orders(self, step: Trade) -> tuple[Order, Order]:
-        """``(maker, taker)`` orders of a trade: one per side at the step's price, fresh nonces."""
-        assert self.scenario is not None
-        market_id = self.scenario.market_id(step.market)
-
-        def order(name: str, is_buy: bool) -> Order:
-            nonce = self._nonces.get(name, 0)
-            self._nonces[name] = nonce + 1
-            return Order(self.addresses[name], market_id, is_buy, step.size, step.price, nonce, FAR_EXPIRY)
-
-        buy, sell = order(step.buyer, True), order(step.seller, False)
+        """``(maker, taker)`` orders of a ``via: match`` trade: one per side at the step's price,
+        fresh nonces (the buyer's first)."""
+        buy, sell = self._order(step, step.buyer, True), self._order(step, step.seller, False)
         return (sell, buy) if step.maker == "seller" else (buy, sell)
+
+    def _maker_order(self, step: Trade) -> tuple[Order, str]:
+        """A ``via: fill`` trade: the maker's order (fresh nonce) and the name of the taker, who
+        sends ``fillOrder`` itself and signs no order."""
+        order = self._order(step, step.maker_account, step.maker == "buyer")
+        return order, step.taker_account
+
+    def _order(self, step: Trade, name: str, is_buy: bool) -> Order:
+        """``name``'s order for ``step`` on side ``is_buy``, with its next nonce."""
+        assert self.scenario is not None
+        nonce = self._nonces.get(name, 0)
+        self._nonces[name] = nonce + 1
+        market_id = self.scenario.market_id(step.market)
+        return Order(self.addresses[name], market_id, is_buy, step.size, step.price, nonce, FAR_EXPIRY)
 
     def name_of(self, address: str) -> str:
         for name, addr in self.addresses.items():

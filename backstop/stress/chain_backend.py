@@ -32,6 +32,7 @@ from backstop.scenario import (
     UpdateMarket,
     Withdraw,
 )
+from backstop.scenario.steps import FILL
 from backstop.stress.backend import Players, dispatch, keeper_outcome, partial_record
 from backstop.stress.results import AccountView, Outcome
 
@@ -317,12 +318,20 @@ class ChainBackend(Players):
         return keeper_outcome(self._liquidations(receipt), 0, receipt["gasUsed"], self.name_of, skipped)
 
     def play_trade(self, step: Trade) -> Outcome:
+        """``via: match``: the relayer sends ``matchOrders`` of both signed orders; ``via: fill``:
+        the taker sends ``fillOrder`` of the maker's signed order from its own key."""
         assert self.scenario is not None
-        maker, taker = self._orders(step)
-        fn = self.engine.functions.matchOrders(
-            to_tuple(maker), self._sign(maker), to_tuple(taker), self._sign(taker), step.size
-        )
-        receipt, failed = self._send(fn, self.relayer)
+        if step.via == FILL:
+            order, taker = self._maker_order(step)
+            fn = self.engine.functions.fillOrder(to_tuple(order), self._sign(order), step.size)
+            sender = self.keys[taker]
+        else:
+            maker, taker_order = self._orders(step)
+            fn = self.engine.functions.matchOrders(
+                to_tuple(maker), self._sign(maker), to_tuple(taker_order), self._sign(taker_order), step.size
+            )
+            sender = self.relayer
+        receipt, failed = self._send(fn, sender)
         if failed:
             return failed
         fees = sum(

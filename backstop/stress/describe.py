@@ -24,6 +24,7 @@ from backstop.scenario import (
     Unstake,
     Withdraw,
 )
+from backstop.scenario.steps import FILL
 from backstop.stress.results import StepRecord
 from backstop.units import format_units
 
@@ -34,8 +35,11 @@ def format_wad(value: int) -> str:
 
 
 def _describe_trade(step: Trade, tokens: int, shares_unit: int) -> str:
-    maker = " (buyer makes)" if step.maker == "buyer" else ""
-    return f"trade {step.buyer}<-{step.seller} {step.market} {format_units(step.size)} @ {format_units(step.price)}{maker}"
+    notes = ["buyer makes"] if step.maker == "buyer" else []
+    if step.via == FILL:
+        notes.append(f"{step.taker_account} fills")
+    how = f" ({', '.join(notes)})" if notes else ""
+    return f"trade {step.buyer}<-{step.seller} {step.market} {format_units(step.size)} @ {format_units(step.price)}{how}"
 
 
 def _describe_amount(step: Deposit | Stake | Withdraw, tokens: int, shares_unit: int) -> str:

@@ -29,6 +29,7 @@ from backstop.scenario import (
     UpdateMarket,
     Withdraw,
 )
+from backstop.scenario.steps import FILL
 from backstop.stress.backend import Players, dispatch, keeper_outcome
 from backstop.stress.model_keeper import keeper_pass, step_record, whole_record
 from backstop.stress.results import AccountView, Outcome
@@ -211,11 +212,18 @@ class ModelBackend(Players):
         return keeper_outcome(liquidations, 0, None, self.name_of, [a for a, *_ in result["skipped"]])
 
     def play_trade(self, step: Trade) -> Outcome:
+        """``via: match``: ``Model.match`` of both orders; ``via: fill``: ``Model.fill_order`` of
+        the maker's order, the taker's address as the sender."""
         assert self.model is not None and self.scenario is not None
         model = self.model
-        maker, taker = self._orders(step)
         before = model.fund_assets()
-        failed = self._call(lambda: model.match(maker, True, taker, True, step.size))[1]
+        if step.via == FILL:
+            order, taker = self._maker_order(step)
+            sender = self.addresses[taker]
+            failed = self._call(lambda: model.fill_order(order, True, sender, step.size))[1]
+        else:
+            maker, taker_order = self._orders(step)
+            failed = self._call(lambda: model.match(maker, True, taker_order, True, step.size))[1]
         return failed or Outcome(trading_fees=(model.fund_assets() - before) * self.scenario.scale)
 
     def play_keeper(self, step: KeeperPass) -> Outcome:

@@ -5,7 +5,8 @@ and one table (:data:`~backstop.stress.backend.STEP_HANDLERS`) dispatches every 
 
 - ``ChainBackend`` deploys a fresh suite with ``backstop.chain.deploy`` on the connected (local) chain,
   funds every named account's wallet from the mock token, signs orders with the test accounts'
-  keys and matches them from a relayer (test account 0), and runs the real keeper
+  keys and matches them from a relayer (test account 0), or for a ``via: fill`` trade has the
+  taker send ``fillOrder`` of the maker's signed order from its own key, and runs the real keeper
   (``backstop.keeper.Keeper.run_once``) for ``keeper`` steps;
 - ``ModelBackend`` plays the same steps on the exact-integer reference model
   (``backstop.model.Model``); its keeper step is ``backstop.decisions.plan_liquidations`` over the model's

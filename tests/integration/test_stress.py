@@ -90,7 +90,14 @@ def test_flash_crash_report_equals_the_reference_model(project, chain, accounts,
 
 @pytest.mark.parametrize(
     "name",
-    ["two_market_cascade", "exhausted_fund", "staker_exit_before_loss", "bad_inputs", "partial_and_batch"],
+    [
+        "two_market_cascade",
+        "exhausted_fund",
+        "staker_exit_before_loss",
+        "bad_inputs",
+        "partial_and_batch",
+        "fill_order",
+    ],
 )
 def test_every_scenario_passes_on_chain_and_matches_the_model(project, chain, accounts, name):
     # flash_crash runs in the test above
@@ -109,6 +116,7 @@ def test_a_scenario_file_list_is_complete():
         "staker_exit_before_loss",
         "bad_inputs",
         "partial_and_batch",
+        "fill_order",
     }
 
 
@@ -129,6 +137,58 @@ def test_partial_and_batch_report(project, chain, accounts):
     assert [liq["account"] for liq in batch] == ["ann", "ben", "cat"]
     assert on_chain.steps[13].note == "liquidated ann, ben, cat; skipped ben, dave"
     assert report["accounts"]["whale"]["positions"]["ETH"]["size"] == str(30 * WAD)
+
+
+def test_fill_order_is_sent_by_the_taker_and_matches_the_model(project, chain, accounts):
+    """scenarios/fill_order.yaml: each `via: fill` trade is one fillOrder transaction from the
+    taker's own key (Trade with a zero takerOrderHash), the maker fee on the maker and the taker
+    fee on the taker; its refusals carry the model's errors; the report equals the model's."""
+    backend = ChainBackend(project, chain, accounts)
+    scenario = load_scenario(SCENARIOS / "fill_order.yaml")
+    on_chain = run(scenario, backend)
+    on_model = run(scenario, ModelBackend(addresses=backend.addresses))
+    assert on_chain.ok, on_chain.failures
+    assert on_model.ok, on_model.failures
+    chain_report, model_report = to_json(on_chain), to_json(on_model)
+    assert without_chain_fields(chain_report) == without_chain_fields(model_report)
+
+    errors = ["InsufficientMargin", "PriceOutsideBand", "SelfTrade", "ZeroFill"]
+    for result in (on_chain, on_model):
+        assert [(s.reverted, s.error) for s in result.steps[:7]] == [
+            (False, None), (False, None), *[(True, e) for e in errors], (False, None),
+        ]  # fmt: skip
+        assert result.totals["trading_fees"] == 5_607 * WAD // 1000
+    # the refusals were dry-run and not sent; the fills were mined
+    gas = [s.gas_used for s in on_chain.steps]
+    assert gas[0] and gas[1] and gas[6] and gas[2:6] == [None] * 4
+    assert chain_report["accounts"]["tia"]["positions"] == {
+        "ETH": {"size": str(2 * WAD), "open_notional": str(4000 * WAD)}
+    }
+    assert chain_report["accounts"]["tia"]["margin"] == str(420 * WAD)
+    assert chain_report["accounts"]["mo"]["margin"] == str(19_988_398 * WAD // 1000)
+
+    # on chain: who sent what, and the fees the Trade events carry (token units, 6 decimals)
+    engine, w3 = backend.engine, backend.w3
+    trades = engine.events.Trade.get_logs(from_block=backend.deployment.blocks.get("MarginEngine", 0))
+    mo, tia, relayer = backend.addresses["mo"], backend.addresses["tia"], backend.relayer.address
+    rows = [
+        (
+            w3.eth.get_transaction(log["transactionHash"])["from"],
+            log["args"]["maker"],
+            log["args"]["taker"],
+            log["args"]["takerOrderHash"] == bytes(32),
+            log["args"]["makerIsBuy"],
+            log["args"]["price"],
+            log["args"]["makerFeeTokens"],
+            log["args"]["takerFeeTokens"],
+        )
+        for log in trades
+    ]
+    assert rows == [
+        (tia, mo, tia, True, False, 2000 * WAD, 800_000, 2_000_000),  # tia fills mo's offer
+        (tia, mo, tia, True, True, 2010 * WAD, 402_000, 1_005_000),  # tia sells into mo's bid
+        (relayer, mo, tia, False, False, 2000 * WAD, 400_000, 1_000_000),  # matched by the relayer
+    ]
 
 
 FAILING = """

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -147,3 +148,57 @@ def test_the_cli_refuses_a_duplicate_key_and_a_misspelt_error_in_one_line(tmp_pa
         assert done.stderr.strip().splitlines() == [message]
         assert "Traceback" not in done.stdout + done.stderr and "anvil" not in done.stdout.lower()
     assert not list(tmp_path.glob("*.json"))
+
+
+# --- trade … via: fill (issue #20) -------------------------------------------------------------------------
+
+TRADE = "  - trade: {{buyer: alice, seller: bob, market: ETH, size: 1.5, price: 2000{extra}}}\n"
+
+
+def test_a_trade_is_matched_by_default_and_via_fill_has_the_taker_fill_the_makers_order():
+    s = parse_scenario_text(
+        HEADER
+        + TRADE.format(extra="")
+        + TRADE.format(extra=", via: match")
+        + TRADE.format(extra=", via: fill")
+        + TRADE.format(extra=", maker: buyer, via: fill")
+    )
+    assert [(step.via, step.maker) for step in s.steps] == [
+        ("match", "seller"),
+        ("match", "seller"),
+        ("fill", "seller"),
+        ("fill", "buyer"),
+    ]
+    # the maker signs, the other party sends fillOrder
+    assert [(step.maker_account, step.taker_account) for step in s.steps] == [
+        ("bob", "alice"),
+        ("bob", "alice"),
+        ("bob", "alice"),
+        ("alice", "bob"),
+    ]
+    # everything else parses as before
+    assert {(step.size, step.price, step.market) for step in s.steps} == {(15 * 10**17, 2000 * 10**18, "ETH")}
+    assert s.steps[0] == replace(s.steps[1], index=0)  # `via: match` is the default, written out
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [("bogus", "'bogus'"), ("Fill", "'Fill'"), ("matchOrders", "'matchOrders'"), ("true", "True"),
+     ("1", "1"), ("null", "None"), ("[fill]", "['fill']")],
+)  # fmt: skip
+def test_an_unknown_via_is_a_one_line_error_naming_the_step_and_the_key(value, shown):
+    text = HEADER + "  - advance: 1\n" + TRADE.format(extra=f", via: {value}")
+    assert error_of(text) == f"steps[1] (trade).via: {shown} must be 'match' or 'fill'"
+
+
+def test_via_is_a_key_of_trade_only():
+    assert error_of(HEADER + "  - deposit: {account: alice, amount: 1, via: fill}\n") == (
+        "steps[0] (deposit): unknown key 'via'; allowed: account, amount"
+    )
+    assert error_of(HEADER + TRADE.format(extra=", vai: fill")) == (
+        "steps[0] (trade): unknown key 'vai'; allowed: buyer, maker, market, price, seller, size, via"
+    )
+    # and a via: fill trade names its accounts like any trade
+    assert error_of(HEADER + TRADE.format(extra=", via: fill").replace("bob", "bobby")) == (
+        "steps[0] (trade).seller: unknown account 'bobby'; declare it under 'accounts' (known: alice, bob)"
+    )

@@ -126,6 +126,24 @@ def test_the_spec_example_parses_into_typed_steps():
     assert not s.steps[0].expects_revert
 
 
+def test_the_example_of_docs_scenario_format_md_parses_with_its_via_fill_trade():
+    """The example of docs/scenario-format.md itself (the indented block of its "Scenario (YAML)"
+    section), so the documented syntax cannot drift from the parser's."""
+    text = (ROOT / "docs" / "scenario-format.md").read_text()
+    section = text.split("## Scenario (YAML)", 1)[1].split("\n###", 1)[0]
+    block = "\n".join(
+        line[4:] for line in section.splitlines() if line.startswith("    ") or not line.strip()
+    )
+    s = parse_scenario_text(block)
+    trades = [step for step in s.steps if isinstance(step, Trade)]
+    assert [(t.buyer, t.seller, t.size, t.maker, t.via) for t in trades] == [
+        ("bob", "alice", 4 * WAD, "seller", "match"),
+        ("bob", "alice", 1 * WAD, "seller", "fill"),
+    ]
+    assert trades[1].taker_account == "bob"
+    assert len(s.steps) == 17
+
+
 def test_amounts_sizes_and_prices_are_exact_decimals_never_floats():
     s = parse(
         """
@@ -255,7 +273,7 @@ def test_describe_renders_a_step_on_one_line():
     ("steps", "message"),
     [
         ("  - deposit: {account: alice, amount: 1}\n  - teleport: {account: alice}\n", r"steps\[1\]: unknown action 'teleport'"),
-        ("  - trade: {buyer: alice, seller: bob, market: ETH, szie: 1, price: 2000}\n", r"steps\[0\] \(trade\): unknown key 'szie'; allowed: buyer, maker, market, price, seller, size"),
+        ("  - trade: {buyer: alice, seller: bob, market: ETH, szie: 1, price: 2000}\n", r"steps\[0\] \(trade\): unknown key 'szie'; allowed: buyer, maker, market, price, seller, size, via$"),
         ("  - advance: 1\n  - trade: {buyer: alice, seller: mallory, market: ETH, size: 1, price: 2000}\n", r"steps\[1\] \(trade\)\.seller: unknown account 'mallory'"),
         ("  - trade: {buyer: alice, seller: bob, market: DOGE, size: 1, price: 2000}\n", r"steps\[0\] \(trade\)\.market: unknown market 'DOGE'"),
         ("  - price: {DOGE: 1}\n", r"steps\[0\] \(price\): unknown market 'DOGE'"),
@@ -268,6 +286,7 @@ def test_describe_renders_a_step_on_one_line():
         ("  - withdraw: {account: alice, amount: all}\n", r"steps\[0\] \(withdraw\)\.amount: 'all' is not a number"),
         ("  - request_unstake: {account: alice, shares: max}\n", r"steps\[0\] \(request_unstake\)\.shares: 'max' is not a number"),
         ("  - trade: {buyer: alice, seller: bob, market: ETH, size: 1, price: 2000, maker: taker}\n", r"steps\[0\] \(trade\)\.maker: 'taker' must be 'buyer' or 'seller'"),
+        ("  - advance: 1\n  - trade: {buyer: alice, seller: bob, market: ETH, size: 1, price: 2000, via: relayer}\n", r"^steps\[1\] \(trade\)\.via: 'relayer' must be 'match' or 'fill'$"),
         ("  - trade: {buyer: alice, seller: bob, market: ETH, size: 1e-19, price: 2000}\n", r"steps\[0\] \(trade\)\.size"),
         ("  - price: {ETH: 1500.000000001}\n", r"steps\[0\] \(price\)\.ETH: 1500.000000001 is not representable with the feed's 8 decimals"),
         ("  - price: {ETH: 0}\n", r"steps\[0\] \(price\)\.ETH: an oracle price must be > 0"),
