@@ -44,6 +44,28 @@ REQUIRED = (
 
 AAVE_V33_LIQUIDATION_GAS = 393_000
 
+#: Issue #20's peer: dYdX's Solidity perpetual (PerpetualV1 with P1Orders, P1Liquidation and
+#: P1Deleveraging, solc 0.5.16), deployed on the same anvil and measured in one run (cancun,
+#: receipts' gasUsed, the same 6-decimal token, funding 0). Rows: (operation, key, peer gas,
+#: goal). Deposits' goal is Backstop's own figure when the issue was filed (no regression).
+PEER_ROWS = (
+    ("deposit, first", "deposit_first", 132_890, 71_774),
+    ("deposit, repeat", "deposit_repeat", 98_562, 54_674),
+    ("trade, two flat accounts, taker sends (`fillOrder`)", "fill_open", 163_744, 163_744),
+    ("trade, two flat accounts, both signed, relayer sends", "trade_open", 241_970, 241_970),
+    ("trade between holders, taker sends (`fillOrder`)", "fill_increase", 173_119, 173_119),
+    ("trade between holders, both signed", "trade_increase", 251_391, 251_391),
+    ("solvent liquidation, one market", "liquidate_solvent_1m", 130_749, 130_749),
+    ("bad debt, the fund covers all (peer: deleverage)", "liquidate_covered_1m", 138_228, 138_228),
+    (
+        "bad debt with socialization, first (peer: mark + deleverage)",
+        "liquidate_socialized_1m",
+        208_395,
+        208_395,
+    ),
+    ("bad debt with socialization, steady state", "liquidate_socialized_1m_steady", 138_228, 138_228),
+)
+
 GAS_ROWS = [
     ("deposit_first", "deposit, first"),
     ("deposit_repeat", "deposit, repeat"),
@@ -247,6 +269,21 @@ def markdown(results: dict[str, Any]) -> str:
         if key in gas or f"gas.{key}" in notes:
             note = notes.get(f"gas.{key}", "").replace("|", "\\|")
             out.append(f"| {label} | `gas.{key}` | {_fmt(gas.get(key))} | {note} |")
+    out.append("")
+    out.append("### Against dYdX's Solidity perpetual (issue #20)")
+    out.append("")
+    out.append(
+        "The peer's figures were measured on the same anvil in one run (PerpetualV1 with P1Orders, "
+        "P1Liquidation and P1Deleveraging; receipts' `gasUsed`). Ratio = Backstop / peer."
+    )
+    out.append("")
+    out.append("| operation | key | Backstop | dYdX | ratio | goal | met |")
+    out.append("|---|---|---:|---:|---:|---:|:---:|")
+    for label, key, peer, goal in PEER_ROWS:
+        v = gas.get(key)
+        ratio = "n/a" if v is None else f"{v / peer:.2f}"
+        met = None if v is None else v <= goal
+        out.append(f"| {label} | `gas.{key}` | {_fmt(v)} | {peer:,} | {ratio} | ≤ {goal:,} | {_met(met)} |")
     out.append("")
     social = results.get("socialization", {})
     out.append("### Socialization is O(1)")
