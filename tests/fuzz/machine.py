@@ -33,6 +33,7 @@ from hypothesis.stateful import rule
 from tests.fuzz.compare import Comparison
 from tests.fuzz.dsl import C, R, actions_of, weighted_action_names
 from tests.fuzz.rules.admin import AdminRules
+from tests.fuzz.rules.fill import FillRules
 from tests.fuzz.rules.fund import FundRules
 from tests.fuzz.rules.liquidation import LiquidationRules
 from tests.fuzz.rules.oracle import OracleRules
@@ -46,7 +47,9 @@ __all__ = ["BackstopMachine", "replay"]
 # The areas are listed last first: ``actions_of`` reads the classes from the base up, so the actions
 # come out in the order trading, oracle, liquidation, fund, admin — the order both drivers sample
 # from, which fixes every pinned run (``test_harness_tables.py`` pins it).
-class BackstopMachine(AdminRules, FundRules, LiquidationRules, OracleRules, TradingRules, Comparison):
+class BackstopMachine(
+    FillRules, AdminRules, FundRules, LiquidationRules, OracleRules, TradingRules, Comparison
+):
     """Protocol actions against the chain and the model; :meth:`check` after every step.
 
     Configure before use: ``BackstopMachine.world`` (a :class:`World`) and ``full_every`` (see

@@ -85,6 +85,7 @@ def test_the_action_order_is_the_one_the_pinned_runs_were_drawn_with():
         ("execute_update", 2),
         ("guard_market", 1),
         ("pause", 2),
+        ("fill_order", 3),
     ]
 
 

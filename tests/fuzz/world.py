@@ -185,6 +185,7 @@ class Calls:
         "matchOrders((address,uint256,bool,uint256,uint256,uint256,uint256),bytes,"
         "(address,uint256,bool,uint256,uint256,uint256,uint256),bytes,uint256)"
     )
+    FILL = selector("fillOrder((address,uint256,bool,uint256,uint256,uint256,uint256),bytes,uint256)")
     CANCEL = selector("cancelOrders(bytes32[])")
     RAISE_NONCE = selector("raiseMinNonce(uint256)")
     SETTLE = selector("settle(address)")
@@ -249,6 +250,13 @@ class Calls:
             + maker_tail
             + taker_tail
         )
+
+    @classmethod
+    def fill(cls, order: Order, sig: bytes, fill: int) -> bytes:
+        """``fillOrder`` calldata: a static tuple, one dynamic ``bytes`` and the fill."""
+        head_words = 7 + 1 + 1
+        tail = word(len(sig)) + sig + b"\x00" * (-len(sig) % 32)
+        return cls.FILL + cls.order_words(order) + word(32 * head_words) + word(fill) + tail
 
 
 def fast_struct_hash(order: Order) -> bytes:

@@ -1,5 +1,5 @@
 """Trading rules: margin deposits and withdrawals, signed trades with their twists, partial fills
-of resting orders, cancellations and nonce raises."""
+of resting orders, cancellations and nonce raises (``fillOrder``: rules/fill.py)."""
 
 from __future__ import annotations
 
@@ -38,6 +38,49 @@ class TradingRules(MachineCore):
         )
         if out is not None:
             self.dust_bound += 3  # one wei per party per rounding of the fill's cost, flips included
+
+    def _limit_and_size(
+        self, market: int, band: int, size_kind: int, lev: int, maker: int, taker: int
+    ) -> tuple[int, int, int]:
+        """A limit price ``band`` thousandths of the price band off the oracle price, the band's
+        width, and an order size: a few wei, ``lev`` hundredths of a unit, or ``lev`` % of what the
+        free collateral of both parties, the maker or the taker margins at that price (``size_kind``)."""
+        params = self.model.markets[market].params
+        oracle = self.prices[market]
+        band_abs = mul_wad_down(oracle, params.price_band_ratio)
+        price = max(oracle + band_abs * band // 1_000, 1)
+        if size_kind == 0:
+            size = lev  # a few wei of size: the rounding rules at their finest
+        elif size_kind == 1:
+            size = lev * WAD // 100
+        else:
+            budgets = {
+                2: min(self._free(maker), self._free(taker)),
+                3: self._free(maker),
+                4: self._free(taker),
+            }
+            budget = max(budgets[size_kind], 10 * WAD)
+            size = max(budget * lev // 100 * WAD // max(mul_wad_up(price, params.im_ratio), 1), 1)
+        return price, band_abs, size
+
+    def _maker_signed(self, maker: int, mo: Order, twist: int) -> Signed:
+        """The maker's order signed, or mis-signed on purpose: by another actor (``twist`` 2), with
+        the high-s twin of its signature (8) or a truncated one (12)."""
+        ms = self._signed(maker, mo, (maker + 1) % N_ACTORS if twist == 2 else None)
+        if twist == 8:
+            ms = _high_s(ms)
+        elif twist == 12:
+            ms = _truncated(ms)
+        return ms
+
+    def _keep(self, ms: Signed, keep: int, twist: int) -> None:
+        """Rests a validly signed order in the book (``1 ≤ keep ≤ 4``) for later fills and cancels."""
+        # Orders beyond the 128-bit range are kept too: their partial fills take positions past
+        # 2^127, where both sides refuse with ValueOutOfRange (test_regressions.py).
+        if 1 <= keep <= 4 and twist not in (2, 8, 12):
+            self.book.append(ms)
+            if len(self.book) > BOOK_LIMIT:
+                self.book.pop(0)
 
     @staticmethod
     def _signature_ok(s: Signed) -> bool:
@@ -124,22 +167,7 @@ class TradingRules(MachineCore):
         """Two fresh signed orders, matched; ``twist`` makes one check fail on purpose."""
         if taker == maker and twist % 4:
             taker = (taker + 1) % N_ACTORS  # a self-trade now and then, not one trade in seven
-        params = self.model.markets[market].params
-        oracle = self.prices[market]
-        band_abs = mul_wad_down(oracle, params.price_band_ratio)
-        price = max(oracle + band_abs * band // 1_000, 1)
-        if size_kind == 0:
-            size = lev  # a few wei of size: the rounding rules at their finest
-        elif size_kind == 1:
-            size = lev * WAD // 100
-        else:
-            budgets = {
-                2: min(self._free(maker), self._free(taker)),
-                3: self._free(maker),
-                4: self._free(taker),
-            }
-            budget = max(budgets[size_kind], 10 * WAD)
-            size = max(budget * lev // 100 * WAD // max(mul_wad_up(price, params.im_ratio), 1), 1)
+        price, band_abs, size = self._limit_and_size(market, band, size_kind, lev, maker, taker)
         q = max(size * fill // 100, 1)
         if twist == 15:
             q = size = MAX_VALUE + 1  # beyond the 128-bit position storage: ValueOutOfRange
@@ -152,12 +180,7 @@ class TradingRules(MachineCore):
         elif twist == 11:
             expiry = self.now  # inclusive bound: still valid
         mo = Order(self.addr[maker], market, is_buy, size, price, self._next_nonce(maker), expiry)
-        signer = (maker + 1) % N_ACTORS if twist == 2 else None
-        ms = self._signed(maker, mo, signer)
-        if twist == 8:
-            ms = _high_s(ms)
-        elif twist == 12:
-            ms = _truncated(ms)
+        ms = self._maker_signed(maker, mo, twist)
 
         t_market = (market + 1) % len(MARKETS) if twist == 6 else market
         t_buy = is_buy if twist == 0 else not is_buy
@@ -176,12 +199,7 @@ class TradingRules(MachineCore):
         t_expiry = self.now - 1 if twist == 5 else FAR_EXPIRY
         to = Order(self.addr[taker], t_market, t_buy, max(q, 1), t_limit, t_nonce, t_expiry)
         ts = self._signed(taker, to, (taker + 2) % N_ACTORS if twist == 3 else None)
-        # Orders beyond the 128-bit range are kept too: their partial fills take positions past
-        # 2^127, where both sides refuse with ValueOutOfRange (test_regressions.py).
-        if 1 <= keep <= 4 and twist not in (2, 8, 12):
-            self.book.append(ms)
-            if len(self.book) > BOOK_LIMIT:
-                self.book.pop(0)
+        self._keep(ms, keep, twist)
         self._match(f"trade(m{market} {maker}->{taker} q={q} p={price} twist={twist})", ms, ts, q, taker)
         self._step()
 
