@@ -62,8 +62,12 @@ install: $(PY_STAMP) $(NPM_STAMP)
 compile: install
 	$(BIN)/ape compile
 
+# One worker per core, each with its own anvil on a free port (docs/testing.md); worksteal keeps
+# both busy when a long test lands late.
+TEST_WORKERS ?= auto
+
 test: compile lint
-	$(BIN)/ape test tests/ -p no:cacheprovider
+	$(BIN)/ape test tests/ -p no:cacheprovider -n $(TEST_WORKERS) --dist worksteal
 
 lint: install
 	$(BIN)/ruff check $(PY_SOURCES)

@@ -14,7 +14,7 @@ from typing import Any
 from eth_utils import keccak
 from web3.exceptions import ContractLogicError as Web3LogicError
 
-from backstop.chain.deploy import deploy_suite
+from backstop.chain.deploy import Deployment, deploy_suite
 from backstop.config import MarketConfig, SuiteConfig
 from backstop.model import MarketParams, Model, ModelRevert
 from backstop.model.state import MAX_KEEPER_REWARD_CAP
@@ -89,31 +89,49 @@ class FundSpec:
     per_event_cap_tokens: int = 0
 
 
+def deploy_shared(project, chain, deployer, decimals: int = 6, spec: FundSpec | None = None) -> Deployment:
+    """The production deployment path, with no market yet (tests add their own)."""
+    spec = spec or FundSpec()
+    return deploy_suite(
+        project,
+        chain,
+        deployer,
+        SuiteConfig(
+            markets=(),
+            collateral_decimals=decimals,
+            cooldown=spec.cooldown,
+            window=spec.window,
+            fund_floor_tokens=spec.floor_tokens,
+            fund_per_event_cap_tokens=spec.per_event_cap_tokens,
+        ),
+        local=True,
+    )
+
+
 class System:
     """Token, oracle adapter, vault, insurance fund and engine, wired as in production, plus the
     reference model."""
 
-    def __init__(self, project, chain, deployer, decimals: int = 6, fund_spec: FundSpec | None = None):
+    def __init__(
+        self,
+        project,
+        chain,
+        deployer,
+        decimals: int = 6,
+        fund_spec: FundSpec | None = None,
+        *,
+        suite: Deployment | None = None,
+    ):
+        """Deploys a fresh suite, or drives ``suite``: one :func:`deploy_shared` made with the same
+        ``decimals`` and ``fund_spec`` and still in its just-deployed state (the ``system`` fixture
+        shares one per test session; Ape reverts the chain to it around every test)."""
         spec = fund_spec or FundSpec()
         self.project = project
         self.chain = chain
         self.deployer = deployer
         self.decimals = decimals
-        # The production deployment path, with no market yet (tests add their own).
-        suite = deploy_suite(
-            project,
-            chain,
-            deployer,
-            SuiteConfig(
-                markets=(),
-                collateral_decimals=decimals,
-                cooldown=spec.cooldown,
-                window=spec.window,
-                fund_floor_tokens=spec.floor_tokens,
-                fund_per_event_cap_tokens=spec.per_event_cap_tokens,
-            ),
-            local=True,
-        )
+        if suite is None:
+            suite = deploy_shared(project, chain, deployer, decimals, spec)
         self.token, self.oracle, self.vault = suite.token, suite.oracle, suite.vault
         self.fund, self.engine = suite.fund, suite.engine
         self.model = Model(
