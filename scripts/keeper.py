@@ -147,6 +147,7 @@ SETTING_FLAGS = (
     "dry_run",
     "batch_size",
     "poll_interval",
+    "max_backoff",
     "max_in_flight",
     "gas_budget",
     "buffer",
@@ -209,6 +210,9 @@ def given_flags(ctx: click.Context) -> dict:
 @click.option("--dry-run", is_flag=True, default=None, help="Scan, decide and dry-run, but send nothing.")
 @click.option("--batch-size", type=int, help="Accounts per healthOf call [500].")
 @click.option("--poll-interval", type=float, help="Seconds between head polls [1.0].")
+@click.option(
+    "--max-backoff", type=float, help="Longest wait between passes while every endpoint is down [5.0]."
+)
 @click.option("--max-in-flight", type=int, help="Transactions sent before awaiting their receipts [8].")
 @click.option("--gas-budget", type=int, help="Estimated gas per liquidateMany batch [5,000,000].")
 @click.option(
@@ -329,6 +333,7 @@ def cli(ctx, provider, account, config_path: Path | None, once: bool, **_flags):
             priority_fee=gwei(settings.priority_fee_gwei),
             reprice_after=settings.reprice_after,
             eth_price=wad(settings.eth_price),
+            max_backoff=settings.max_backoff,
         )
         service = KeeperService(keeper, Monitor())
         if settings.metrics_port is not None:
@@ -348,7 +353,7 @@ def cli(ctx, provider, account, config_path: Path | None, once: bool, **_flags):
             if stop.received == "SIGINT":
                 status = 130
         else:
-            clean = run_bot(service, poll_interval=settings.poll_interval)
+            clean = run_bot(service, poll_interval=settings.poll_interval, max_backoff=settings.max_backoff)
             status = 130 if service.signal_name == "SIGINT" else 0 if clean else 1
         sys.exit(status)
     except (KeeperStateError, KeeperConfigError) as err:

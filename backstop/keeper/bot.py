@@ -235,10 +235,12 @@ class HeadRunner(BaseRunner):
         raise NotImplementedError("HeadRunner feeds block handlers only")
 
 
-def run_bot(service: KeeperService, *, poll_interval: float) -> bool:
+def run_bot(
+    service: KeeperService, *, poll_interval: float, max_backoff: float = DEFAULT_MAX_BACKOFF
+) -> bool:
     """Runs the keeper under Silverback until a signal stops it (True) or Silverback halts it after
     more than 3 failed passes in a row (False: a supervisor should restart it)."""
-    runner = HeadRunner(make_bot(service), service, poll_interval=poll_interval)
+    runner = HeadRunner(make_bot(service), service, poll_interval=poll_interval, max_backoff=max_backoff)
     asyncio.run(runner.run())
     service.finish()  # no-op when the shutdown handler ran
     return not runner.halted

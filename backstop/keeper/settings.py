@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from backstop.chain.tx import wei_of_gwei
 from backstop.decisions.fallback import DEFAULT_BUFFER_RATIO, DEFAULT_GAS_BUDGET, DEFAULT_MIN_STEP_NOTIONAL
+from backstop.keeper.loop import DEFAULT_MAX_BACKOFF
 from backstop.keeper.risk import DEFAULT_MIN_BUFFER
 from backstop.units import WAD
 
@@ -51,6 +52,9 @@ class KeeperSettings(BaseModel):
     dry_run: bool = False
     batch_size: int = Field(500, ge=1)
     poll_interval: float = Field(1.0, ge=0.05)
+    #: The longest wait (seconds) between passes while every endpoint is down; the wait doubles
+    #: from twice the poll interval up to this.
+    max_backoff: float = Field(DEFAULT_MAX_BACKOFF, gt=0)
     max_in_flight: int = Field(8, ge=1)
     gas_budget: int = Field(DEFAULT_GAS_BUDGET, ge=100_000)
     buffer: float = Field(DEFAULT_BUFFER_RATIO / WAD, ge=0, le=10)

@@ -5,6 +5,9 @@ deposits and withdrawals (valid and not) over four accounts and two markets. Eve
 through the lockstep harness, so rejected actions must be rejected by both with the same error,
 and after each step every account's margin, positions, equity, requirements, pending loss and free
 collateral, the open interest, the token balances and the solvency identity are compared.
+
+One seed of each runs here, on anvil through Ape; the same comparisons over many more random
+sequences are the fuzz machine's (tests/fuzz, on pyrevm with the same bytecode, docs/fuzzing.md).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ def prices_on_feed_grid(rng: random.Random, around: int) -> int:
     return around * (10_000 + move) // 10_000 // 10**10 * 10**10
 
 
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("seed", [1])
 def test_random_sequence_matches_the_model_after_every_step(system, alice, bob, carol, dave, seed):
     rng = random.Random(seed)
     accounts = [alice, bob, carol, dave]
@@ -76,7 +79,7 @@ def test_random_sequence_matches_the_model_after_every_step(system, alice, bob, 
         assert sum(system.engine.positionOf(a, market)[0] for a in accounts) == 0
 
 
-@pytest.mark.parametrize("seed", [3, 4])
+@pytest.mark.parametrize("seed", [3])
 def test_crash_sequences_with_liquidations_and_the_fund_match_the_model(system, accounts, seed):
     """Leveraged traders, a staked fund, crashes and spikes; a keeper liquidates whatever the model
     says is liquidatable, winners settle, stakers request exits. The identity holds after every

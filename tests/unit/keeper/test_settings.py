@@ -27,6 +27,7 @@ def test_defaults_match_the_documented_ones():
         "text",
     )
     assert s.rpc_urls == []
+    assert s.max_backoff == 5.0
 
 
 def test_flags_override_the_environment_which_overrides_the_file(tmp_path):
@@ -71,6 +72,7 @@ def test_the_config_file_may_come_from_the_environment(tmp_path):
         ),
         ("", {"BACKSTOP_KEEPER_MAXFEE": "1"}, {}, "BACKSTOP_KEEPER_MAXFEE: unknown key 'maxfee'"),
         ("", {}, {"metrics_port": 70_000}, "--metrics-port: must be ≤ 65535, got 70000"),
+        ("max_backoff: 0\n", {}, {}, "keeper.yaml: max_backoff: must be > 0, got 0"),
         ("", {}, {"rpc_urls": ["ws://a"]}, "--rpc-urls: an http(s) URL expected, got 'ws://a'"),
         ("rpc_urls: [http://a, http://a]\n", {}, {}, "keeper.yaml: rpc_urls: a URL is listed twice"),
         ("- 1\n", {}, {}, "keeper.yaml: a mapping of settings expected, got list"),
