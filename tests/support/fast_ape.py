@@ -10,11 +10,16 @@ ape-foundry 0.8.12 spends most of a reverting test's time in tracing it never sh
   step-by-step trace of the transaction, tens of thousands of frames, to find the contract that
   raised it: about three seconds per revert.
 
+- before every call and transaction to a contract it asks the node for the contract's code, to
+  refuse an address without any: a fifth of a lockstep test's requests.
+
 This plugin keeps what the tests assert (the custom error, its arguments and the contract that
 declared it, so ``ape.reverts(system.oracle.StalePrice, ...)`` still checks the raising contract)
 and finds a callee's error with anvil's call tracer instead: one small JSON tree of the calls,
 from which the innermost frame that reverted with exactly these bytes names the contract.
-Nothing else of Ape changes; a network that is not anvil falls back to Ape's own path.
+An address is asked for its code once, then remembered as a contract until the chain is reverted
+to a snapshot (Ape does that around every test), which may remove it. Nothing else of Ape
+changes; a network that is not anvil falls back to Ape's own path.
 """
 
 from __future__ import annotations
@@ -23,12 +28,31 @@ from collections.abc import Iterator
 from typing import Any
 
 import ape_ethereum.provider as ape_provider
+from ape.contracts.base import ContractMethodHandler
 from ape.exceptions import ContractLogicError, TransactionError
+from ape.managers.chain import ChainManager
 from ape_ethereum.ecosystem import Ethereum
 from ape_foundry.provider import FoundryProvider
 from hexbytes import HexBytes
 
 _original_decode = Ethereum.decode_custom_error
+_original_validate = ContractMethodHandler._validate_is_contract
+_original_restore = ChainManager.restore
+
+#: Addresses known to hold code since the chain was last reverted to a snapshot.
+_known_contracts: set[str] = set()
+
+
+def _validate_is_contract(self: ContractMethodHandler) -> None:
+    address = self.contract.address
+    if address not in _known_contracts:
+        _original_validate(self)  # raises ContractNotFoundError for an address without code
+        _known_contracts.add(address)
+
+
+def _restore(self: ChainManager, *args: Any, **kwargs: Any) -> None:
+    _known_contracts.clear()  # a revert may remove contracts deployed since the snapshot
+    _original_restore(self, *args, **kwargs)
 
 
 def _no_debug_logs(tx: Any, receipt: Any) -> None:
@@ -81,3 +105,5 @@ def pytest_configure(config) -> None:
     ape_provider._post_send_transaction = _no_debug_logs
     Ethereum.decode_custom_error = _decode_custom_error
     FoundryProvider._handle_execution_reverted = _handle_execution_reverted
+    ContractMethodHandler._validate_is_contract = _validate_is_contract
+    ChainManager.restore = _restore

@@ -1,12 +1,13 @@
 """tests/support/fast_ape.py: Ape without its per-transaction tracing still decodes what the tests
 assert. A custom error raised by a callee is that contract's error, with its arguments;
-``ape.reverts`` still tells errors and contracts apart; and no step-by-step trace is fetched."""
+``ape.reverts`` still tells errors and contracts apart; no step-by-step trace is fetched; and an
+address's code is asked for once, until a revert to a snapshot may have removed it."""
 
 from __future__ import annotations
 
 import ape
 import pytest
-from ape.exceptions import ContractLogicError
+from ape.exceptions import ContractLogicError, ContractNotFoundError
 
 from backstop.units import WAD
 
@@ -69,3 +70,18 @@ def test_no_step_trace_is_fetched_for_a_transaction_or_a_revert(system, broken, 
     traces = [(m, p) for m, p in requests if "trace" in m.lower()]
     # Only the call tracer, once, for the revert whose error came from a callee.
     assert [(m, p[1:]) for m, p in traces] == [("debug_traceTransaction", [{"tracer": "callTracer"}])]
+
+
+def test_an_address_is_asked_for_its_code_once_until_a_revert_removes_the_contract(
+    chain, project, deployer, alice, requests
+):
+    with chain.isolate():
+        token = project.MockERC20.deploy("USD Coin", "USDC", 6, sender=deployer)
+        del requests[:]
+        assert token.balanceOf(alice) == 0
+        token.mint(alice, 5, sender=deployer)
+        assert token.balanceOf(alice) == 5
+        assert [m for m, _ in requests].count("eth_getCode") == 1
+    # The snapshot is restored: the token is gone, and calling it is refused as Ape refuses it.
+    with pytest.raises(ContractNotFoundError):
+        token.balanceOf(alice)
