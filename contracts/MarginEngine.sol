@@ -289,7 +289,7 @@ contract MarginEngine is MarketGovernance, EIP712, ReentrancyGuardTransient {
     /// @inheritdoc IMarginEngine
     function solvency() external view returns (uint256 vaultAssets, int256 liabilities, int256 dust) {
         vaultAssets = VAULT.assetsWad();
-        liabilities = VAULT.totalMargin() - netOpenNotional - unsettledLoss;
+        liabilities = VAULT.totalMargin() + VAULT.fundCredit().toWad(SCALE).toInt256() - netOpenNotional - unsettledLoss;
         dust = vaultAssets.toInt256() - liabilities;
     }
 
@@ -443,8 +443,8 @@ contract MarginEngine is MarketGovernance, EIP712, ReentrancyGuardTransient {
     }
 
     /// @dev Books a fill into the ledger: both parties' realized PnL and fees (`notional · ratio`,
-    ///      rounded up, then up to a whole token unit) in one vault call, which pays both fees to
-    ///      the fund in one token transfer; emits `Trade`. Returns both margins afterwards.
+    ///      rounded up, then up to a whole token unit) in one vault call, which books both fees to
+    ///      the fund's credit; emits `Trade`. Returns both margins afterwards.
     function _bookFill(Market storage m, Fill memory f, int256 makerRealized, int256 takerRealized)
         internal
         returns (int256 makerMargin, int256 takerMargin)
