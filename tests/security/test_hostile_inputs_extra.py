@@ -176,7 +176,6 @@ ORACLE_FAILURES = [
     "negative",
     "future",
     "never_written",
-    "decimals_changed",
     "sequencer_down",
     "sequencer_in_grace_period",
     "sequencer_uninitialized",
@@ -209,9 +208,6 @@ def break_oracle(kind: str, system, market: int, sequencer, deployer, chain):
     if kind == "never_written":
         feed.setAnswerAt(answer, 0, 0, sender=deployer)
         return "PriceNotInitialized", lambda ts: {"marketId": market}
-    if kind == "decimals_changed":
-        feed.setDecimals(18, sender=deployer)
-        return "FeedDecimalsChanged", lambda ts: {"marketId": market, "expected": 8, "actual": 18}
     if kind == "sequencer_down":
         sequencer.setAnswer(1, sender=deployer)
         return "SequencerDown", lambda ts: {"marketId": market}
