@@ -110,7 +110,8 @@ contract CollateralVault is ICollateralVault, ReentrancyGuardTransient {
         uint256 aFeeTokens,
         address b,
         int256 bDeltaWad,
-        uint256 bFeeTokens
+        uint256 bFeeTokens,
+        int256 claimsWad
     ) external onlyEngine returns (int256 aMargin, int256 bMargin) {
         int256 aChange = aDeltaWad - _toWad(aFeeTokens);
         int256 bChange = bDeltaWad - _toWad(bFeeTokens);
@@ -118,14 +119,18 @@ contract CollateralVault is ICollateralVault, ReentrancyGuardTransient {
         _margin[a] = aMargin;
         bMargin = _margin[b] + bChange;
         _margin[b] = bMargin;
-        totalMargin += aChange + bChange;
+        int256 total = totalMargin + aChange + bChange;
+        totalMargin = total;
         if (aDeltaWad != 0) emit MarginAdjusted(a, aDeltaWad);
         if (aFeeTokens != 0) emit PaidToFund(a, aFeeTokens);
         if (bDeltaWad != 0) emit MarginAdjusted(b, bDeltaWad);
         if (bFeeTokens != 0) emit PaidToFund(b, bFeeTokens);
         uint256 feeTokens = aFeeTokens + bFeeTokens;
         // Booked, not transferred: the fund counts its credit in `totalAssets` (docs/design.md §6).
-        if (feeTokens != 0) fundCredit = _reserve(feeTokens, feeTokens);
+        // The vault's own part must hold the fees. With dust ≥ 0 in the solvency identity,
+        // V − credit ≥ (totalMargin − claims) / SCALE after this call, so when the ledger alone
+        // proves it (total ≥ claims) the token balance need not be read (docs/margin-math.md).
+        if (feeTokens != 0) fundCredit = total >= claimsWad ? fundCredit + feeTokens : _reserve(feeTokens, feeTokens);
     }
 
     /// @inheritdoc ICollateralVault

@@ -131,6 +131,11 @@ interface ICollateralVault {
     ///         their sum, else `InsufficientVaultTokens`. Emits `MarginAdjusted` for each non-zero
     ///         delta and `PaidToFund` for each non-zero fee. The engine checks margin requirements
     ///         afterwards.
+    /// @param claimsWad The engine's `netOpenNotional + unsettledLoss` after this change: the rest
+    ///        of the solvency identity's liabilities. When `totalMargin` is at least this much,
+    ///        the identity (dust ≥ 0) already proves the vault holds the fees beyond the credit and
+    ///        the vault skips reading its token balance; otherwise it reads it. The outcome is the
+    ///        same either way.
     /// @return aMargin `a`'s margin afterwards (WAD).
     /// @return bMargin `b`'s margin afterwards (WAD).
     function adjustMargins(
@@ -139,6 +144,7 @@ interface ICollateralVault {
         uint256 aFeeTokens,
         address b,
         int256 bDeltaWad,
-        uint256 bFeeTokens
+        uint256 bFeeTokens,
+        int256 claimsWad
     ) external returns (int256 aMargin, int256 bMargin);
 }

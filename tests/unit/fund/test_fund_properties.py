@@ -216,8 +216,9 @@ def apply(f: Fund, ledger: Ledger, op: tuple) -> None:
         f.ok(DEPLOYER, f.token, "transfer(address,uint256)", f.fund, op[1])
         ledger.tokens_in += op[1]
     elif kind == "fee":  # the "engine" books a fee from SINK's margin to the fund's credit
-        adjust = "adjustMargins(address,int256,uint256,address,int256,uint256)"
-        f.ok(PROTOCOL, f.vault, adjust, SINK, 0, op[1], DEPLOYER, 0, 0)
+        # No positions and no socialized loss: the ledger's other claims are 0.
+        adjust = "adjustMargins(address,int256,uint256,address,int256,uint256,int256)"
+        f.ok(PROTOCOL, f.vault, adjust, SINK, 0, op[1], DEPLOYER, 0, 0, 0)
         ledger.tokens_in += op[1]
     elif kind == "sweep":  # by anyone: the credit becomes tokens, nothing else changes
         held, credit = f.assets()

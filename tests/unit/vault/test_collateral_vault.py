@@ -266,7 +266,7 @@ def test_ledger_functions_reject_everyone_but_the_engine(wired, alice, stranger,
     with ape.reverts(vault.NotEngine, caller=stranger.address):
         vault.adjustMargin(stranger, 10**18, sender=stranger)
     with ape.reverts(vault.NotEngine, caller=stranger.address):
-        vault.adjustMargins(alice, 0, 1, stranger, 10**18, 0, sender=stranger)
+        vault.adjustMargins(alice, 0, 1, stranger, 10**18, 0, 0, sender=stranger)
     assert vault_state(vault, token, alice, stranger) == before
 
 
@@ -380,6 +380,26 @@ def test_fees_beyond_the_vaults_own_tokens_revert(wired, alice, bob, vault_state
     assert vault_state(vault, token, alice, bob) == before and vault.fundCredit() == 400_000_000
     engine.adjustMargins(alice, 0, 600_000_000, bob, 0, 0, sender=alice)
     assert vault.fundCredit() == token.balanceOf(vault) == 1_000_000_000
+
+
+def test_fee_booking_reads_the_token_balance_only_when_the_ledger_cannot_prove_it(
+    wired, alice, bob, vault_state
+):
+    """``claimsWad`` (the engine's Σ openNotional + unsettled loss) lets the vault prove from its
+    ledger that it holds the fees (totalMargin ≥ claims, dust ≥ 0) and skip the balance read; with
+    a bound it cannot meet it reads the balance. The outcome is the same, only the gas differs."""
+    token, vault, engine, _ = wired
+    adjust = engine.adjustMarginsWithClaims
+    adjust(alice, 0, 1_000, bob, 0, 0, 0, sender=alice)  # the credit slot is non-zero from here on
+    proven = adjust(alice, 0, 1_000, bob, 0, 0, 0, sender=alice)
+    checked = adjust(alice, 0, 1_000, bob, 0, 0, 2**255 - 1, sender=alice)
+    assert vault.fundCredit() == 3_000
+    assert checked.gas_used - proven.gas_used > 2_000  # a cold balanceOf of the token
+    # Past the vault's own part the checked path refuses, exactly as without the bound.
+    before = vault_state(vault, token, alice, bob)
+    with ape.reverts(vault.InsufficientVaultTokens, available=999_997_000, needed=999_997_001):
+        adjust(alice, 0, 999_997_001, bob, 0, 0, 2**255 - 1, sender=alice)
+    assert vault_state(vault, token, alice, bob) == before
 
 
 def test_cover_from_credit_is_fund_only_and_bounded_by_the_credit(wired, alice, bob, stranger, vault_state):
