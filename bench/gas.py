@@ -4,8 +4,8 @@ transaction (receipt value: intrinsic cost included, refunds deducted).
 One suite with four markets (ETH 2,000, BTC 50,000, SOL 200, ARB 0.5; the parameters of
 ``config/local.yaml``: IM 10 %, MM 5 %, keeper reward 1 %, insurance fee 1 %, band 5 %, maker fee
 2 bp, taker fee 5 bp). Before anything is measured, warm-up accounts trade in every market at two
-prices (open interest, Σ openNotional and the fund's token balance are non-zero, as in any live
-market), a market maker, a short and a liquidator hold margin, and a staker holds 100 tokens in
+prices (open interest, Σ openNotional, the fund's token balance and its credit in the vault are
+non-zero, as in any live market), a market maker, a short and a liquidator hold margin, and a staker holds 100 tokens in
 the insurance fund. Groups of measurements run from
 that base state and are reverted to it (``evm_snapshot``) so they do not influence each other.
 The state of each measurement is written next to its number (``notes``).
@@ -130,7 +130,8 @@ class GasBench:
             "trade_open",
             s.trade(op, bob, carol, eth, one, PRICE[eth]),
             "both parties flat: two positions opened (new slots, market lists pushed); maker and "
-            "taker fees paid to the fund (two token transfers); market already has open interest",
+            "taker fees booked to the fund's credit in the vault (no token transfer); market "
+            "already has open interest",
             trace=True,
         )
         self.record(
@@ -161,7 +162,8 @@ class GasBench:
             "fill_open",
             s.fill(frank, erin, eth, one, PRICE[eth]),
             "fillOrder: both parties flat, the taker sends (the maker, frank, signs a sell): two "
-            "positions opened, the maker's fill recorded; maker and taker fees paid to the fund",
+            "positions opened, the maker's fill recorded; maker and taker fees booked to the fund's "
+            "credit",
             trace=True,
         )
         self.record(
@@ -214,7 +216,19 @@ class GasBench:
             "cover",
             receipt,
             "fund.cover(50 tokens) sent by the (impersonated) engine as a transaction of its own: "
-            "pays 50 of the fund's 100+ tokens to the vault",
+            "pays 50 of the fund's 100 tokens to the vault in one transfer (its ~17 tokens of "
+            "credit in the vault are not needed)",
+        )
+
+    def sweep(self) -> None:
+        """``vault.sweepToFund()`` by anyone: the fees of the warm-up trades (the fund's credit)
+        move to the fund in one token transfer."""
+        s = self.s
+        self.record(
+            "sweep",
+            s.chain.send(self.op, s.vault.address, s.data(s.vault, "sweepToFund")),
+            "vault.sweepToFund() by a third party: the fund's credit (the warm-up trades' fees, "
+            "~17 tokens) goes to the fund in one transfer; the credit slot goes to zero (refund)",
         )
 
     def open_victim(self, label: str, kind: str, markets: tuple[str, ...], counterparty: Actor) -> Actor:
@@ -349,6 +363,7 @@ class GasBench:
         steps: list[tuple[str, Callable[[], None]]] = [
             ("vault and trading", self.vault_and_trades),
             ("cover", self.cover),
+            ("sweep", self.sweep),
         ]
         for n in (1, 4):
             for kind in ("solvent", "covered", "socialized"):

@@ -96,6 +96,7 @@ GAS_ROWS = [
     ("settle_4m", "settle, pending loss in 4 markets"),
     ("fund_stake", "insurance fund stake"),
     ("cover", "insurance fund cover"),
+    ("sweep", "sweep the fund's fee credit to the fund"),
 ]
 
 

@@ -33,6 +33,8 @@ contract CollateralVault is ICollateralVault, ReentrancyGuardTransient {
     address public insuranceFund;
     /// @inheritdoc ICollateralVault
     int256 public totalMargin;
+    /// @inheritdoc ICollateralVault
+    uint256 public fundCredit;
 
     mapping(address account => int256 marginWad) internal _margin;
 
@@ -87,6 +89,7 @@ contract CollateralVault is ICollateralVault, ReentrancyGuardTransient {
         // before it reports what is free; unwired, the whole positive margin is free.
         int256 freeWad = address(engine_) == address(0) ? _margin[msg.sender] : engine_.settleAndFreeCollateral(msg.sender);
         if (amountWad > freeWad) revert InsufficientFreeCollateral(msg.sender, uint256(amountWad), freeWad);
+        _reserve(amountTokens, 0); // the fund's credit is not the traders' to take
         _margin[msg.sender] -= amountWad;
         totalMargin -= amountWad;
         emit Withdrawn(msg.sender, amountTokens, uint256(amountWad));
@@ -107,7 +110,8 @@ contract CollateralVault is ICollateralVault, ReentrancyGuardTransient {
         uint256 aFeeTokens,
         address b,
         int256 bDeltaWad,
-        uint256 bFeeTokens
+        uint256 bFeeTokens,
+        int256 claimsWad
     ) external onlyEngine returns (int256 aMargin, int256 bMargin) {
         int256 aChange = aDeltaWad - _toWad(aFeeTokens);
         int256 bChange = bDeltaWad - _toWad(bFeeTokens);
@@ -115,13 +119,36 @@ contract CollateralVault is ICollateralVault, ReentrancyGuardTransient {
         _margin[a] = aMargin;
         bMargin = _margin[b] + bChange;
         _margin[b] = bMargin;
-        totalMargin += aChange + bChange;
+        int256 total = totalMargin + aChange + bChange;
+        totalMargin = total;
         if (aDeltaWad != 0) emit MarginAdjusted(a, aDeltaWad);
         if (aFeeTokens != 0) emit PaidToFund(a, aFeeTokens);
         if (bDeltaWad != 0) emit MarginAdjusted(b, bDeltaWad);
         if (bFeeTokens != 0) emit PaidToFund(b, bFeeTokens);
         uint256 feeTokens = aFeeTokens + bFeeTokens;
-        if (feeTokens != 0) TOKEN.safeTransfer(insuranceFund, feeTokens);
+        // Booked, not transferred: the fund counts its credit in `totalAssets` (docs/design.md §6).
+        // The vault's own part must hold the fees. With dust ≥ 0 in the solvency identity,
+        // V − credit ≥ (totalMargin − claims) / SCALE after this call, so when the ledger alone
+        // proves it (total ≥ claims) the token balance need not be read (docs/margin-math.md).
+        if (feeTokens != 0) fundCredit = total >= claimsWad ? fundCredit + feeTokens : _reserve(feeTokens, feeTokens);
+    }
+
+    /// @inheritdoc ICollateralVault
+    function sweepToFund() external nonReentrant {
+        uint256 amountTokens = fundCredit;
+        if (amountTokens == 0) revert NothingToSweep();
+        fundCredit = 0;
+        emit SweptToFund(msg.sender, amountTokens);
+        TOKEN.safeTransfer(insuranceFund, amountTokens);
+    }
+
+    /// @inheritdoc ICollateralVault
+    function coverFromCredit(uint256 amountTokens) external {
+        if (msg.sender != insuranceFund) revert NotInsuranceFund(msg.sender);
+        uint256 credit = fundCredit;
+        if (amountTokens > credit) revert CreditExceeded(amountTokens, credit);
+        fundCredit = credit - amountTokens;
+        emit CreditCover(amountTokens);
     }
 
     /// @inheritdoc ICollateralVault
@@ -132,6 +159,17 @@ contract CollateralVault is ICollateralVault, ReentrancyGuardTransient {
     /// @inheritdoc ICollateralVault
     function assetsWad() external view returns (uint256) {
         return TOKEN.balanceOf(address(this)).toWad(SCALE);
+    }
+
+    /// @dev Requires the vault's own part of its balance (balance − `fundCredit`) to hold `needed`
+    ///      token units, and returns the credit plus `added`. The vault's balance never drops below
+    ///      the credit: only `withdraw` and `sweepToFund` move tokens out, and a fee is booked to
+    ///      the credit only out of tokens the vault holds.
+    function _reserve(uint256 needed, uint256 added) internal view returns (uint256) {
+        uint256 credit = fundCredit;
+        uint256 available = TOKEN.balanceOf(address(this)) - credit;
+        if (needed > available) revert InsufficientVaultTokens(available, needed);
+        return credit + added;
     }
 
     /// @dev Exact token-units → WAD conversion; reverts if the result leaves int256's range.

@@ -9,6 +9,7 @@ import {IERC165} from "@openzeppelin/contracts/utils/introspection/IERC165.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
+import {ICollateralVault} from "./interfaces/ICollateralVault.sol";
 import {IERC7540Operator, IERC7540Redeem} from "./interfaces/IERC7540.sol";
 import {IInsuranceFund} from "./interfaces/IInsuranceFund.sol";
 
@@ -71,19 +72,29 @@ contract InsuranceFund is IInsuranceFund, ERC4626 {
         emit Wired(protocol_, coverRecipient_);
     }
 
-    /// @inheritdoc IInsuranceFund
-    function coverable() public view returns (uint256 amount) {
-        uint256 assets = totalAssets();
-        amount = assets > FLOOR ? assets - FLOOR : 0;
-        if (PER_EVENT_CAP != 0 && amount > PER_EVENT_CAP) amount = PER_EVENT_CAP;
+    /// @notice The fund's assets: the tokens it holds plus its credit in the vault (fees booked
+    ///         there and not yet swept, `ICollateralVault.fundCredit`). A sweep moves value from
+    ///         the second term to the first, so it never moves the share price.
+    function totalAssets() public view override returns (uint256) {
+        return IERC20(asset()).balanceOf(address(this)) + _credit();
     }
 
     /// @inheritdoc IInsuranceFund
+    function coverable() public view returns (uint256) {
+        return _coverable(totalAssets());
+    }
+
+    /// @inheritdoc IInsuranceFund
+    /// @dev Tokens first (one transfer, as before fees were booked as a credit); only what they
+    ///      cannot pay comes out of the credit, which is in the vault already: no token moves.
     function cover(uint256 amountTokens) external returns (uint256 paid) {
         if (msg.sender != protocol) revert NotProtocol(msg.sender);
-        paid = Math.min(amountTokens, coverable());
+        uint256 held = IERC20(asset()).balanceOf(address(this));
+        paid = Math.min(amountTokens, _coverable(held + _credit()));
         emit CoverPaid(amountTokens, paid);
-        if (paid != 0) IERC20(asset()).safeTransfer(coverRecipient, paid);
+        uint256 fromTokens = Math.min(paid, held);
+        if (fromTokens != 0) IERC20(asset()).safeTransfer(coverRecipient, fromTokens);
+        if (paid > fromTokens) ICollateralVault(coverRecipient).coverFromCredit(paid - fromTokens);
     }
 
     // --- EIP-7540 -----------------------------------------------------------------------------------
@@ -210,6 +221,18 @@ contract InsuranceFund is IInsuranceFund, ERC4626 {
         return DECIMALS_OFFSET;
     }
 
+    /// @dev The fund's credit in the vault (its cover recipient); 0 before wiring.
+    function _credit() internal view returns (uint256) {
+        address vault = coverRecipient;
+        return vault == address(0) ? 0 : ICollateralVault(vault).fundCredit();
+    }
+
+    /// @dev `min(max(assets − FLOOR, 0), PER_EVENT_CAP or ∞)`.
+    function _coverable(uint256 assets) internal view returns (uint256 amount) {
+        amount = assets > FLOOR ? assets - FLOOR : 0;
+        if (PER_EVENT_CAP != 0 && amount > PER_EVENT_CAP) amount = PER_EVENT_CAP;
+    }
+
     function _checkController(address controller) internal view {
         if (msg.sender != controller && !isOperator[controller][msg.sender]) {
             revert NotControllerOrOperator(msg.sender, controller);
@@ -259,7 +282,12 @@ contract InsuranceFund is IInsuranceFund, ERC4626 {
             _requests[controller].assets = uint128(r.assets - owed);
         }
         _burn(address(this), shares);
-        IERC20(asset()).safeTransfer(receiver, assets);
+        IERC20 token = IERC20(asset());
+        // `assets` ≤ totalAssets = held + credit: when the tokens held fall short, the credit
+        // makes up the rest, so whatever a claim could pay before the fees stayed in the vault it
+        // still pays.
+        if (token.balanceOf(address(this)) < assets) ICollateralVault(coverRecipient).sweepToFund();
+        token.safeTransfer(receiver, assets);
         emit Withdraw(msg.sender, receiver, controller, assets, shares);
     }
 

@@ -197,7 +197,7 @@ contract MarginEngine is MarketGovernance, EIP712, ReentrancyGuardTransient {
         m.openInterest = uint128(oi);
         // slither-disable-next-line unused-return
         (, int256 liquidatorMargin) = VAULT.adjustMargins(
-            account, p.accountDelta, p.feeTokens, msg.sender, liquidatorRealized + p.reward.toInt256(), 0
+            account, p.accountDelta, p.feeTokens, msg.sender, liquidatorRealized + p.reward.toInt256(), 0, _claims(p.feeTokens)
         );
         _checkMargin(msg.sender, liquidatorMargin, NOT_REDUCING, prices);
         emit PositionLiquidated(account, msg.sender, marketId, size, p.price, p.reward, p.feeTokens.toWad(SCALE));
@@ -289,7 +289,7 @@ contract MarginEngine is MarketGovernance, EIP712, ReentrancyGuardTransient {
     /// @inheritdoc IMarginEngine
     function solvency() external view returns (uint256 vaultAssets, int256 liabilities, int256 dust) {
         vaultAssets = VAULT.assetsWad();
-        liabilities = VAULT.totalMargin() - netOpenNotional - unsettledLoss;
+        liabilities = VAULT.totalMargin() + VAULT.fundCredit().toWad(SCALE).toInt256() - netOpenNotional - unsettledLoss;
         dust = vaultAssets.toInt256() - liabilities;
     }
 
@@ -333,7 +333,8 @@ contract MarginEngine is MarketGovernance, EIP712, ReentrancyGuardTransient {
         //    ledger call books both accounts (the account's new margin is checked by nobody).
         int256 liquidatorDelta = _handOver(account, msg.sender, closing) + s.keeperReward.toInt256();
         // slither-disable-next-line unused-return
-        (, liquidatorMargin) = VAULT.adjustMargins(account, s.accountDelta, s.feeTokens, msg.sender, liquidatorDelta, 0);
+        (, liquidatorMargin) =
+            VAULT.adjustMargins(account, s.accountDelta, s.feeTokens, msg.sender, liquidatorDelta, 0, _claims(s.feeTokens));
         emit Liquidated(
             account, msg.sender, s.notional, s.keeperReward, s.insuranceFee, s.deficit, covered, socialized
         );
@@ -443,8 +444,8 @@ contract MarginEngine is MarketGovernance, EIP712, ReentrancyGuardTransient {
     }
 
     /// @dev Books a fill into the ledger: both parties' realized PnL and fees (`notional · ratio`,
-    ///      rounded up, then up to a whole token unit) in one vault call, which pays both fees to
-    ///      the fund in one token transfer; emits `Trade`. Returns both margins afterwards.
+    ///      rounded up, then up to a whole token unit) in one vault call, which books both fees to
+    ///      the fund's credit; emits `Trade`. Returns both margins afterwards.
     function _bookFill(Market storage m, Fill memory f, int256 makerRealized, int256 takerRealized)
         internal
         returns (int256 makerMargin, int256 takerMargin)
@@ -453,7 +454,7 @@ contract MarginEngine is MarketGovernance, EIP712, ReentrancyGuardTransient {
         uint256 makerFee = notional.mulWadUp(m.makerFeeRatio).toTokensUp(SCALE);
         uint256 takerFee = notional.mulWadUp(m.takerFeeRatio).toTokensUp(SCALE);
         (makerMargin, takerMargin) =
-            VAULT.adjustMargins(f.maker, makerRealized, makerFee, f.taker, takerRealized, takerFee);
+            VAULT.adjustMargins(f.maker, makerRealized, makerFee, f.taker, takerRealized, takerFee, _claims(makerFee + takerFee));
         emit Trade(
             f.marketId, f.maker, f.taker, f.makerHash, f.takerHash, f.makerIsBuy, f.size, f.price, makerFee, takerFee
         );
@@ -610,6 +611,13 @@ contract MarginEngine is MarketGovernance, EIP712, ReentrancyGuardTransient {
             }
         }
         v.equity -= v.pending.toInt256();
+    }
+
+    /// @dev The solvency identity's liabilities besides the margins and the fund's credit, for the
+    ///      vault's booking of `feeTokens` of fees (`ICollateralVault.adjustMargins`): read only
+    ///      when there are fees (without fees the vault ignores it).
+    function _claims(uint256 feeTokens) internal view returns (int256) {
+        return feeTokens == 0 ? int256(0) : netOpenNotional + unsettledLoss;
     }
 
     /// @dev A fresh per-call price cache: one slot per listed market, 0 until read.

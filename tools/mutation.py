@@ -125,6 +125,13 @@ MUTANTS: tuple[Mutant, ...] = (
         "",
     ),
     Mutant(
+        "fund-credit-not-counted",
+        "the fund's totalAssets leaves out its fee credit in the vault: fees reach the share price only at a sweep",
+        "contracts/InsuranceFund.sol",
+        "return IERC20(asset()).balanceOf(address(this)) + _credit();",
+        "return IERC20(asset()).balanceOf(address(this));",
+    ),
+    Mutant(
         "batch-final-imr-check-skipped",
         "liquidateMany never checks the liquidator's initial margin after the batch",
         "contracts/MarginEngine.sol",

@@ -37,8 +37,11 @@ class ModelBase:
         if min(cooldown, window, floor_tokens, per_event_cap_tokens) < 0:
             raise ValueError("fund parameters are unsigned")
         self.scale: int = token_scale(token_decimals)
-        self.vault_tokens: int = 0  # token units held by the vault
-        self.fund_tokens: int = 0  # token units held by the insurance fund: its ERC-4626 totalAssets
+        self.vault_tokens: int = 0  # token units held by the vault (its own part and the fund's credit)
+        self.fund_tokens: int = 0  # token units held by the insurance fund
+        # Token units the vault holds for the fund (``fundCredit``): fees booked, not yet swept.
+        # The fund's ERC-4626 totalAssets is ``fund_tokens + fund_credit``.
+        self.fund_credit: int = 0
         # Insurance fund (immutable parameters, then ERC-4626 share ledger, EIP-7540 requests).
         self.cooldown: int = cooldown
         self.window: int = window
@@ -155,11 +158,17 @@ class ModelBase:
     def solvency(self) -> dict[str, int]:
         """The §9 identity in O(1): ``vault_assets = liabilities + dust`` with dust ≥ 0 and tiny.
 
-        ``liabilities = Σ margin − Σ openNotional − unsettled_loss``; ``vault_assets`` is the vault's
-        token balance in WAD. The same three numbers as ``engine.solvency()``.
+        ``liabilities = Σ margin + fund_credit − Σ openNotional − unsettled_loss`` (the credit the
+        vault holds for the fund, in WAD); ``vault_assets`` is the vault's token balance in WAD. The
+        same three numbers as ``engine.solvency()``.
         """
         vault_assets = self.vault_tokens * self.scale
-        liabilities = self.total_margin() - self.net_open_notional() - self.unsettled_loss
+        liabilities = (
+            self.total_margin()
+            + self.fund_credit * self.scale
+            - self.net_open_notional()
+            - self.unsettled_loss
+        )
         return {"vault_assets": vault_assets, "liabilities": liabilities, "dust": vault_assets - liabilities}
 
     def liquidatable(self, account: str) -> bool:
@@ -230,7 +239,15 @@ class ModelBase:
         return acct
 
     def _check_vault_balance(self, amount_tokens: int) -> None:
-        """A token transfer of ``amount_tokens`` out of the vault: the token (OpenZeppelin ERC-20)
-        reverts ``ERC20InsufficientBalance(vault, balance, needed)`` beyond the vault's balance."""
-        if amount_tokens > self.vault_tokens:
-            raise ModelRevert("ERC20InsufficientBalance", "vault", self.vault_tokens, amount_tokens)
+        """``amount_tokens`` must come out of the vault's own part, its tokens beyond the fund's
+        credit (a withdrawal, or fees booked to the credit): ``InsufficientVaultTokens(available,
+        needed)`` otherwise. So the vault always holds at least the credit."""
+        available = self.vault_tokens - self.fund_credit
+        if amount_tokens > available:
+            raise ModelRevert("InsufficientVaultTokens", available, amount_tokens)
+
+    def _book_fees(self, fee_tokens: int) -> None:
+        """The vault books fees (already debited from margins) to the fund's credit: no token
+        moves, but the vault's own part must hold them."""
+        self._check_vault_balance(fee_tokens)
+        self.fund_credit += fee_tokens

@@ -14,7 +14,7 @@ fund cannot cover a deficit; touching an account (trade, withdraw, liquidation, 
 ``unsettled_loss`` (+R_m at socialization, -s at each settlement) makes the solvency identity O(1).
 
 The insurance fund is an ERC-4626 vault (OpenZeppelin 5.1 math, decimals offset 6) whose assets are
-``fund_tokens``; stakers exit by EIP-7540 asynchronous redemption: ``request_unstake`` escrows the
+``fund_tokens + fund_credit`` (fees are booked as a credit in the vault, ``sweep_to_fund`` moves it); stakers exit by EIP-7540 asynchronous redemption: ``request_unstake`` escrows the
 shares -> cooldown -> ``unstake``/``fund_withdraw`` inside a window, paid ``min(value at request,
 value at exit)``; or ``cancel_unstake`` (docs/design.md §6). Stakers' wallets are not modelled.
 """

@@ -42,6 +42,17 @@ class FundRules(ModelBase):
         self.fund_tokens += amount_tokens
 
     @atomic
+    def sweep_to_fund(self) -> int:
+        """``vault.sweepToFund()``, by anyone: the vault transfers the fund's whole credit to the
+        fund (``NothingToSweep`` if it is 0). The fund's assets, and so every share's value, stay
+        the same. Returns the token units moved."""
+        amount = self.fund_credit
+        if amount == 0:
+            raise ModelRevert("NothingToSweep")
+        self._sweep()
+        return amount
+
+    @atomic
     def transfer_shares(self, sender: str, to: str, shares: int) -> None:
         """ERC-20 ``transfer(to, shares)`` of fund shares (escrowed shares are not the sender's)."""
         if shares < 0:
@@ -148,8 +159,8 @@ class FundRules(ModelBase):
     # --- views ------------------------------------------------------------------------------------
 
     def fund_assets(self) -> int:
-        """``totalAssets()``: the fund's token balance."""
-        return self.fund_tokens
+        """``totalAssets()``: the fund's token balance plus its credit in the vault."""
+        return self.fund_tokens + self.fund_credit
 
     def fund_supply(self) -> int:
         """``totalSupply()`` of fund shares (escrowed shares included)."""
@@ -171,7 +182,7 @@ class FundRules(ModelBase):
 
     def coverable(self) -> int:
         """``min(max(totalAssets − floor, 0), perEventCap or ∞)`` token units."""
-        amount = max(self.fund_tokens - self.floor_tokens, 0)
+        amount = max(self.fund_assets() - self.floor_tokens, 0)
         if self.per_event_cap_tokens:
             amount = min(amount, self.per_event_cap_tokens)
         return amount
@@ -219,7 +230,21 @@ class FundRules(ModelBase):
         return self.fund_total_shares + 10**self.FUND_DECIMALS_OFFSET
 
     def _virtual_assets(self) -> int:
-        return self.fund_tokens + 1
+        return self.fund_assets() + 1
+
+    def _sweep(self) -> None:
+        """The vault transfers the fund's whole credit to the fund."""
+        self.vault_tokens -= self.fund_credit
+        self.fund_tokens += self.fund_credit
+        self.fund_credit = 0
+
+    def _pay_cover(self, cover_tokens: int) -> None:
+        """``cover``'s payment to the vault: out of the fund's tokens first (a transfer), the rest
+        out of its credit in the vault (no token moves)."""
+        from_tokens = min(cover_tokens, self.fund_tokens)
+        self.fund_tokens -= from_tokens
+        self.vault_tokens += from_tokens
+        self.fund_credit -= cover_tokens - from_tokens
 
     def _in_window(self, req: RedeemRequest) -> bool:
         available_at = req.requested_at + self.cooldown
@@ -255,6 +280,8 @@ class FundRules(ModelBase):
             req.shares -= shares
             req.assets -= owed
         self.fund_total_shares -= shares
+        if self.fund_tokens < paid:  # the fund pulls its credit when the tokens it holds fall short
+            self._sweep()
         self.fund_tokens -= paid
 
     def _give_back(self, controller: str, req: RedeemRequest) -> tuple[int, int]:

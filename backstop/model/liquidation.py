@@ -112,10 +112,9 @@ class LiquidationRules(TradingRules, FundRules):
             raise ModelRevert("InsufficientMargin", liquidator, lh.equity, lh.imr)
 
     def _pay_fee(self, fee_tokens: int) -> None:
-        """The vault pays an insurance fee to the fund in tokens (inside its ledger call)."""
-        self._check_vault_balance(fee_tokens)
-        self.vault_tokens -= fee_tokens
-        self.fund_tokens += fee_tokens
+        """The vault books an insurance fee to the fund's credit (inside its ledger call)."""
+        if fee_tokens:
+            self._book_fees(fee_tokens)
 
     def _liquidate(self, account: str, liquidator: str) -> dict[str, Any]:
         """Steps 1-7 of :meth:`liquidate` (not atomic: its callers are). An account that is not
@@ -159,8 +158,7 @@ class LiquidationRules(TradingRules, FundRules):
         else:
             deficit = -m1
             cover_tokens = min(ceil_div(deficit, self.scale), self.coverable())
-            self.fund_tokens -= cover_tokens
-            self.vault_tokens += cover_tokens
+            self._pay_cover(cover_tokens)
             covered = cover_tokens * self.scale
             socialized = max(deficit - covered, 0)
             acct.margin = 0

@@ -33,9 +33,10 @@ class TradingRules(ModelBase):
     def withdraw(self, account: str, amount_tokens: int) -> None:
         """Touches the account, then requires ``amount_tokens · SCALE ≤ F`` and debits it.
 
-        The vault then transfers the tokens, which it must hold (``ERC20InsufficientBalance``
-        otherwise): realized profit is funded by the losers' margin, so while a bankrupt account
-        awaits liquidation the vault can hold less than a winner's free collateral.
+        The vault then transfers the tokens, which its own part (its tokens beyond the fund's
+        credit) must hold (``InsufficientVaultTokens`` otherwise): realized profit is funded by the
+        losers' margin, so while a bankrupt account awaits liquidation the vault can hold less than
+        a winner's free collateral.
         """
         self._check_amount(amount_tokens)
         acct = self._touch(account)
@@ -145,16 +146,15 @@ class TradingRules(ModelBase):
         if oi_after > market.params.oi_cap and oi_after > oi_before:
             raise ModelRevert("OpenInterestCapExceeded", m, oi_after, market.params.oi_cap)
 
-        # Fees: ``ceilDiv(fee, SCALE)`` whole token units each, paid to the fund in one transfer of
-        # the sum out of the vault (none if it is 0), which must hold them.
+        # Fees: ``ceilDiv(fee, SCALE)`` whole token units each, booked to the fund's credit in the
+        # vault (no token moves), whose own part must hold their sum if it is not 0.
         notional = mul_wad_up(q, p)
         fees = [ceil_div(mul_wad_up(notional, fee_ratio), self.scale) for *_, fee_ratio in parties]
         total_fees = sum(fees)
-        self._check_vault_balance(total_fees)
+        if total_fees:
+            self._book_fees(total_fees)
         for (_, _, acct, _), fee_tokens in zip(parties, fees, strict=True):
             acct.margin -= fee_tokens * self.scale
-        self.vault_tokens -= total_fees
-        self.fund_tokens += total_fees
 
         # 12. margin: E ≥ IMR, or for a pure reduction E ≥ MMR and E - MMR not lower than before
         for (account, _, acct, _), headroom_before in zip(parties, before, strict=True):

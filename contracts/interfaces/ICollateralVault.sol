@@ -37,6 +37,15 @@ interface ICollateralVault {
     error NotDeployer(address caller);
     /// @notice The vault is already wired to an engine.
     error AlreadyWired();
+    /// @notice `needed` token units must leave the vault's own part, which holds only `available`:
+    ///         the vault's token balance less the `fundCredit` it keeps for the insurance fund.
+    error InsufficientVaultTokens(uint256 available, uint256 needed);
+    /// @notice `sweepToFund` found no credit to pay.
+    error NothingToSweep();
+    /// @notice Only the insurance fund may call this.
+    error NotInsuranceFund(address caller);
+    /// @notice The fund asked to pay `amountTokens` of cover out of a credit of only `credit`.
+    error CreditExceeded(uint256 amountTokens, uint256 credit);
 
     /// @notice `account` deposited `amountTokens`, credited as `amountWad` margin.
     event Deposited(address indexed account, uint256 amountTokens, uint256 amountWad);
@@ -46,8 +55,13 @@ interface ICollateralVault {
     event Wired(address indexed engine, address indexed insuranceFund);
     /// @notice The engine changed `account`'s margin by `deltaWad` (PnL, rewards, losses, cover).
     event MarginAdjusted(address indexed account, int256 deltaWad);
-    /// @notice `amountTokens` left `account`'s margin for the insurance fund (fees).
+    /// @notice `amountTokens` left `account`'s margin for the insurance fund (fees), booked to
+    ///         `fundCredit`: the tokens stay in the vault until `sweepToFund`.
     event PaidToFund(address indexed account, uint256 amountTokens);
+    /// @notice `caller` swept the fund's whole credit, `amountTokens`, to the insurance fund.
+    event SweptToFund(address indexed caller, uint256 amountTokens);
+    /// @notice The insurance fund paid `amountTokens` of cover out of its credit (no token moved).
+    event CreditCover(uint256 amountTokens);
 
     /// @notice The collateral token.
     function TOKEN() external view returns (IERC20);
@@ -70,7 +84,8 @@ interface ICollateralVault {
     ///         reports its free collateral; the WAD amount must not exceed it. Before the vault is
     ///         wired, the free collateral is the account's whole positive margin. An account with no
     ///         open position can always withdraw its whole positive margin, even while paused or
-    ///         with stale oracles.
+    ///         with stale oracles, as far as the vault holds tokens beyond `fundCredit`
+    ///         (`InsufficientVaultTokens` otherwise).
     function withdraw(uint256 amountTokens) external;
 
     /// @notice The margin of `account` in WAD (signed: it may be negative while unrealized
@@ -83,6 +98,23 @@ interface ICollateralVault {
     /// @notice The vault's token balance in WAD (`V` in the solvency identity).
     function assetsWad() external view returns (uint256);
 
+    /// @notice Token units the vault holds for the insurance fund: fees booked since the last
+    ///         sweep, less cover the fund paid out of them. They are the fund's assets already
+    ///         (`IInsuranceFund.totalAssets` counts them), and never the traders': `withdraw`
+    ///         cannot take them and a fee is booked only if the vault holds the tokens for it.
+    function fundCredit() external view returns (uint256);
+
+    /// @notice Permissionless: transfers the whole `fundCredit` to the insurance fund and zeroes
+    ///         it. Moves nothing else: the fund's `totalAssets`, and so its share price, are the
+    ///         same before and after. Reverts `NothingToSweep` when the credit is 0. The fund
+    ///         also calls it itself when a redemption needs more tokens than it holds.
+    function sweepToFund() external;
+
+    /// @notice Insurance fund only: pays `amountTokens` of cover to this vault out of the fund's
+    ///         credit, which shrinks by that much; no token moves (they are here already).
+    ///         Reverts `NotInsuranceFund` for any other caller and `CreditExceeded` beyond the credit.
+    function coverFromCredit(uint256 amountTokens) external;
+
     /// @notice Wires the engine and the insurance fund. Deployer only, once; irreversible.
     function wire(IMarginAuthority engine_, address insuranceFund_) external;
 
@@ -94,9 +126,16 @@ interface ICollateralVault {
     /// @notice Engine only: applies the margin changes of one trade or liquidation to two
     ///         accounts in one call: `a` gets `aDeltaWad` and pays `aFeeTokens` to the insurance
     ///         fund, `b` gets `bDeltaWad` and pays `bFeeTokens`. A fee debits exactly
-    ///         `feeTokens · SCALE` of margin; both fees leave as one token transfer of their sum
-    ///         (none if it is zero). Emits `MarginAdjusted` for each non-zero delta and
-    ///         `PaidToFund` for each non-zero fee. The engine checks margin requirements afterwards.
+    ///         `feeTokens · SCALE` of margin and is booked to `fundCredit` (no token moves; see
+    ///         `sweepToFund`). Non-zero fees need the vault's own part (balance − credit) to hold
+    ///         their sum, else `InsufficientVaultTokens`. Emits `MarginAdjusted` for each non-zero
+    ///         delta and `PaidToFund` for each non-zero fee. The engine checks margin requirements
+    ///         afterwards.
+    /// @param claimsWad The engine's `netOpenNotional + unsettledLoss` after this change: the rest
+    ///        of the solvency identity's liabilities. When `totalMargin` is at least this much,
+    ///        the identity (dust ≥ 0) already proves the vault holds the fees beyond the credit and
+    ///        the vault skips reading its token balance; otherwise it reads it. The outcome is the
+    ///        same either way.
     /// @return aMargin `a`'s margin afterwards (WAD).
     /// @return bMargin `b`'s margin afterwards (WAD).
     function adjustMargins(
@@ -105,6 +144,7 @@ interface ICollateralVault {
         uint256 aFeeTokens,
         address b,
         int256 bDeltaWad,
-        uint256 bFeeTokens
+        uint256 bFeeTokens,
+        int256 claimsWad
     ) external returns (int256 aMargin, int256 bMargin);
 }

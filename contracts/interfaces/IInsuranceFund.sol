@@ -7,8 +7,10 @@ import {IERC7540Operator, IERC7540Redeem} from "./IERC7540.sol";
 
 /// @title IInsuranceFund
 /// @notice ERC-4626 vault over the collateral token that absorbs bad debt before it is socialized
-///         (docs/design.md §6). Income: trading fees and liquidation insurance fees, paid in as tokens, so
-///         they raise the share price. Deposits are synchronous ERC-4626; exits are EIP-7540
+///         (docs/design.md §6). Income: trading fees and liquidation insurance fees, booked as a
+///         credit in the collateral vault (`ICollateralVault.fundCredit`) and swept in as tokens
+///         later; `totalAssets` counts the credit, so a fee raises the share price at once and a
+///         sweep does not move it. Deposits are synchronous ERC-4626; exits are EIP-7540
 ///         asynchronous redemptions: `requestRedeem` moves the shares into the fund's custody, and
 ///         only after a cooldown, within a window, can the controller claim them through `redeem` or
 ///         `withdraw`, at `min(value at request, value now)` per share. So no staker can see a loss
@@ -82,10 +84,13 @@ interface IInsuranceFund is IERC7540Redeem, IERC7540Operator, IERC165 {
     /// @notice Wires the protocol and the cover recipient. Deployer only, once.
     function wire(address protocol_, address coverRecipient_) external;
 
-    /// @notice Token units the fund can pay now: `min(max(totalAssets − FLOOR, 0), PER_EVENT_CAP)`.
+    /// @notice Token units the fund can pay now: `min(max(totalAssets − FLOOR, 0), PER_EVENT_CAP)`,
+    ///         where `totalAssets` is the fund's token balance plus its credit in the vault.
     function coverable() external view returns (uint256);
 
-    /// @notice Protocol only: pays `min(amountTokens, coverable())` to the cover recipient.
+    /// @notice Protocol only: pays `min(amountTokens, coverable())` to the cover recipient, out of
+    ///         the tokens the fund holds first and the rest out of its credit in the vault
+    ///         (`ICollateralVault.coverFromCredit`: the credit shrinks, no token moves).
     /// @return paid The token units paid.
     function cover(uint256 amountTokens) external returns (uint256 paid);
 

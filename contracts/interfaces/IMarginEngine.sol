@@ -393,7 +393,8 @@ interface IMarginEngine is IMarginAuthority {
     function unsettledLoss() external view returns (int256);
 
     /// @notice The solvency identity (docs/design.md §9) in O(1): `vaultAssets` is the vault's token balance
-    ///         in WAD, `liabilities = Σ margin − Σ openNotional − unsettledLoss`, and
+    ///         in WAD, `liabilities = Σ margin + fundCredit − Σ openNotional − unsettledLoss` (the
+    ///         fund's credit in WAD: tokens the vault holds for the insurance fund), and
     ///         `dust = vaultAssets − liabilities`, never negative.
     function solvency() external view returns (uint256 vaultAssets, int256 liabilities, int256 dust);
 }

@@ -8,14 +8,16 @@ import {AggregatorV3Interface} from "./AggregatorV3Interface.sol";
 /// @dev Trust assumptions: the feed reports a fair price and is updated at least every `heartbeat`
 ///      seconds. The adapter cannot detect a wrong-but-fresh answer; it only refuses answers that
 ///      are provably unusable (non-positive, never written, from the future, older than the
-///      heartbeat, decimals changed since registration, or an L2 sequencer that is down or only just
-///      back up). Every refusal reverts with a custom error naming the market, so callers fail
-///      closed; actions that need no price never call the adapter.
+///      heartbeat, or an L2 sequencer that is down or only just back up). A feed's decimals are
+///      read once, when it is set, and every answer is scaled by them (docs/design.md §8).
+///      Every refusal reverts with a custom error naming the market, so callers fail closed;
+///      actions that need no price never call the adapter.
 interface IOracleAdapter {
     /// @notice Configuration of one market's feed.
     /// @param feed The Chainlink aggregator.
     /// @param heartbeat Maximum age of an answer in seconds (inclusive).
-    /// @param decimals The feed's decimals when it was registered; a later change is refused.
+    /// @param decimals The feed's decimals when it was set; every answer is scaled by these (the
+    ///        feed's `decimals()` is not read again).
     struct FeedConfig {
         AggregatorV3Interface feed;
         uint32 heartbeat;
@@ -32,8 +34,6 @@ interface IOracleAdapter {
     error PriceFromFuture(uint256 marketId, uint256 updatedAt, uint256 blockTimestamp);
     /// @notice The feed for `marketId` is older than its heartbeat.
     error StalePrice(uint256 marketId, uint256 updatedAt, uint256 heartbeat, uint256 blockTimestamp);
-    /// @notice The feed for `marketId` now reports `actual` decimals instead of the registered ones.
-    error FeedDecimalsChanged(uint256 marketId, uint8 expected, uint8 actual);
     /// @notice The L2 sequencer is reported down; prices for `marketId` are not usable.
     error SequencerDown(uint256 marketId);
     /// @notice The L2 sequencer came back up at `upSince`; prices are refused for `gracePeriod` after.
@@ -54,7 +54,8 @@ interface IOracleAdapter {
 
     /// @notice Registers or replaces the feed of `marketId`. Restricted to the oracle admin role.
     /// @param marketId The market.
-    /// @param feed The Chainlink aggregator; its current `decimals()` (≤ 36) are recorded.
+    /// @param feed The Chainlink aggregator; its current `decimals()` (≤ 36) are recorded and used
+    ///        for every later answer. Setting the same feed again records them anew.
     /// @param heartbeat Maximum answer age in seconds, > 0.
     function setFeed(uint256 marketId, AggregatorV3Interface feed, uint256 heartbeat) external;
 

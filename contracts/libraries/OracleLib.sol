@@ -28,9 +28,10 @@ library OracleLib {
         if (block.timestamp - updatedAt > cfg.heartbeat) {
             revert IOracleAdapter.StalePrice(marketId, updatedAt, cfg.heartbeat, block.timestamp);
         }
-        uint8 d = cfg.feed.decimals();
-        if (d != cfg.decimals) revert IOracleAdapter.FeedDecimalsChanged(marketId, cfg.decimals, d);
-        uint256 price = toWad(uint256(answer), d);
+        // The decimals recorded when the feed was set, not a `decimals()` call per read: a
+        // Chainlink aggregator proxy's decimals are fixed, and a feed with other decimals is a new
+        // feed, set through the engine's timelocked market update (docs/design.md §8).
+        uint256 price = toWad(uint256(answer), cfg.decimals);
         // Above 18 decimals a tiny positive answer rounds down to 0, which the engine reads as
         // "not read yet" and which would zero every requirement: as unusable as a 0 answer.
         if (price == 0) revert IOracleAdapter.InvalidPrice(marketId, answer);

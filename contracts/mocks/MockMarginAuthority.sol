@@ -45,6 +45,20 @@ contract MockMarginAuthority is IMarginAuthority {
         int256 bDeltaWad,
         uint256 bFeeTokens
     ) external returns (int256, int256) {
-        return vault.adjustMargins(a, aDeltaWad, aFeeTokens, b, bDeltaWad, bFeeTokens);
+        // A stand-in engine holds no positions and socializes nothing: the rest of the ledger is 0.
+        return vault.adjustMargins(a, aDeltaWad, aFeeTokens, b, bDeltaWad, bFeeTokens, 0);
+    }
+
+    /// @notice `adjustMargins` with an explicit `claimsWad` (the vault's fast-path bound).
+    function adjustMarginsWithClaims(
+        address a,
+        int256 aDeltaWad,
+        uint256 aFeeTokens,
+        address b,
+        int256 bDeltaWad,
+        uint256 bFeeTokens,
+        int256 claimsWad
+    ) external returns (int256, int256) {
+        return vault.adjustMargins(a, aDeltaWad, aFeeTokens, b, bDeltaWad, bFeeTokens, claimsWad);
     }
 }

@@ -35,7 +35,7 @@ contract BackstopLens is IBackstopLens {
     uint256 public constant PART_SYSTEM_DETAIL = 4;
     uint256 internal constant ALL_PARTS = 7;
 
-    uint256 internal constant SYSTEM_WORDS = 14;
+    uint256 internal constant SYSTEM_WORDS = 15;
     uint256 internal constant MARKET_WORDS = 6;
     uint256 internal constant ACCOUNT_FIXED_WORDS = 14;
 
@@ -114,6 +114,7 @@ contract BackstopLens is IBackstopLens {
         s.unsettledLoss = ENGINE.unsettledLoss();
         s.vaultTokens = TOKEN.balanceOf(address(VAULT));
         s.fundTokens = TOKEN.balanceOf(address(FUND));
+        s.fundCredit = VAULT.fundCredit();
         s.coverable = IInsuranceFund(address(FUND)).coverable();
     }
 
@@ -285,10 +286,11 @@ contract BackstopLens is IBackstopLens {
         words[w + 7] = s.unsettledLoss;
         words[w + 8] = _i(s.vaultTokens);
         words[w + 9] = _i(s.fundTokens);
-        words[w + 10] = _i(s.fundAssets);
-        words[w + 11] = _i(s.fundSupply);
-        words[w + 12] = _i(s.coverable);
-        words[w + 13] = _i(s.marketCount);
+        words[w + 10] = _i(s.fundCredit);
+        words[w + 11] = _i(s.fundAssets);
+        words[w + 12] = _i(s.fundSupply);
+        words[w + 13] = _i(s.coverable);
+        words[w + 14] = _i(s.marketCount);
         return w + SYSTEM_WORDS;
     }
 

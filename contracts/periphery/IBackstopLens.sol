@@ -37,13 +37,15 @@ interface IBackstopLens {
     /// @param blockNumber The block the snapshot was read at.
     /// @param timestamp That block's timestamp.
     /// @param vaultAssets `engine.solvency()`: the vault's token balance in WAD.
-    /// @param liabilities `engine.solvency()`: `Σ margin − Σ openNotional − unsettledLoss` (WAD).
+    /// @param liabilities `engine.solvency()`: `Σ margin + fundCredit − Σ openNotional −
+    ///        unsettledLoss` (WAD).
     /// @param dust `engine.solvency()`: `vaultAssets − liabilities`, never negative.
     /// @param totalMargin Σ margin over all accounts (WAD).
     /// @param netOpenNotional Σ openNotional over all positions (WAD).
     /// @param unsettledLoss Socialized loss not yet settled into margins (WAD, signed).
     /// @param vaultTokens The vault's collateral-token balance (token units).
     /// @param fundTokens The insurance fund's collateral-token balance (token units).
+    /// @param fundCredit The fund's credit in the vault: fees booked, not yet swept (token units).
     /// @param fundAssets The fund's ERC-4626 `totalAssets()` (token units).
     /// @param fundSupply The fund's share supply.
     /// @param coverable What the fund can pay as cover now (token units).
@@ -59,6 +61,7 @@ interface IBackstopLens {
         int256 unsettledLoss;
         uint256 vaultTokens;
         uint256 fundTokens;
+        uint256 fundCredit;
         uint256 fundAssets;
         uint256 fundSupply;
         uint256 coverable;
@@ -127,8 +130,8 @@ interface IBackstopLens {
     function PART_ACCOUNT_DETAIL() external view returns (uint256);
 
     /// @notice `snapshotWords` part: the components of the solvency identity (total margin, net
-    ///         open notional, unsettled loss), the vault's and the fund's token balances, and
-    ///         the fund's coverable amount.
+    ///         open notional, unsettled loss), the vault's and the fund's token balances, the
+    ///         fund's credit in the vault and its coverable amount.
     function PART_SYSTEM_DETAIL() external view returns (uint256);
 
     /// @notice Suite-wide figures and the solvency identity.
@@ -148,7 +151,7 @@ interface IBackstopLens {
     ///         margin, pending loss, health, market list, positions in the markets it holds and
     ///         fund shares. Layout:
     ///         - `parts`;
-    ///         - `SystemView`'s 14 fields;
+    ///         - `SystemView`'s 15 fields;
     ///         - per market (id order), 6 words: `openInterest, longIndex, shortIndex, paused,
     ///           priced, price`;
     ///         - per account (given order): `margin, pendingLoss, priced, equity, initialMargin,

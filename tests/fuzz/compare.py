@@ -14,10 +14,12 @@ from hypothesis.stateful import invariant
 
 from backstop.model import ModelRevert
 from tests.fuzz.invariants import (
+    INV_CREDIT_BACKED,
     INV_EQUITY_EQ,
     INV_FLAT_NO_HAIRCUT,
     INV_FREE_COLLATERAL_EQ,
     INV_FUND_ASSETS,
+    INV_FUND_CREDIT,
     INV_FUND_ESCROW,
     INV_FUND_REQUEST,
     INV_FUND_SHARES,
@@ -205,10 +207,17 @@ class Comparison(Prediction):
             lambda: f"unsettledLoss {snap.unsettled_loss}, model {model.unsettled_loss}",
         )
         expect(
-            snap.fund_tokens == snap.fund_assets,
-            INV_FUND_ASSETS,
-            lambda: f"fund holds {snap.fund_tokens} tokens, totalAssets {snap.fund_assets}",
+            snap.fund_credit == model.fund_credit,
+            INV_FUND_CREDIT,
+            lambda: f"vault.fundCredit {snap.fund_credit}, model {model.fund_credit}",
         )
+        expect(
+            snap.fund_tokens + snap.fund_credit == snap.fund_assets and snap.fund_tokens == model.fund_tokens,
+            INV_FUND_ASSETS,
+            lambda: f"fund holds {snap.fund_tokens} tokens and {snap.fund_credit} of credit, "
+            f"totalAssets {snap.fund_assets}, model tokens {model.fund_tokens}",
+        )
+
         expect(
             snap.coverable == model.coverable(),
             INV_FUND_ASSETS,
@@ -348,6 +357,11 @@ class Comparison(Prediction):
             pending >= snap.unsettled_loss,
             INV_LOSS_FUNDED,
             lambda: f"Σ pending loss {pending} < unsettled loss {snap.unsettled_loss}",
+        )
+        expect(
+            snap.vault_tokens >= snap.fund_credit,
+            INV_CREDIT_BACKED,
+            lambda: f"vault holds {snap.vault_tokens} tokens, less than the fund's credit {snap.fund_credit}",
         )
         tokens = sum(acc.wallet for acc in snap.accounts) + snap.vault_tokens + snap.fund_tokens
         expect(

@@ -67,6 +67,9 @@ INV_SOLVENCY_EQ = _declare("INV-SOLVENCY-EQ", "engine.solvency() returns the mod
 INV_FUND_ASSETS = _declare(
     "INV-FUND-ASSETS", "The fund's assets, token balance and coverable amount equal the model's."
 )
+INV_FUND_CREDIT = _declare(
+    "INV-FUND-CREDIT", "The vault's credit for the fund equals the model's; totalAssets = tokens + credit."
+)
 INV_FUND_SHARES = _declare(
     "INV-FUND-SHARES", "Share supply, every account's shares and minted shares equal the model's."
 )
@@ -90,6 +93,9 @@ INV_LOSS_FUNDED = _declare("INV-LOSS-FUNDED", "One-sided: Σ pending loss ≥ un
 INV_FLAT_NO_HAIRCUT = _declare("INV-FLAT-NO-HAIRCUT", "An account without positions has no pending loss.")
 INV_LIQ_MARGIN_ZERO = _declare(
     "INV-LIQ-MARGIN-ZERO", "A liquidated account is flat with margin ≥ 0, and exactly 0 after a deficit."
+)
+INV_CREDIT_BACKED = _declare(
+    "INV-CREDIT-BACKED", "One-sided: the vault holds at least the fund's credit in tokens."
 )
 INV_TOKENS = _declare(
     "INV-TOKENS", "Wallets, the vault's balance and the tokens in wallets, vault and fund add up."

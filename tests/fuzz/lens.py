@@ -7,7 +7,7 @@ fields, in order, are the words the lens writes, so the decoder (:func:`decode_s
 encoder (:func:`snapshot_to_words`, which the fuzz machine uses to predict the lens's answer word
 for word) both read the layout from them, and every offset below is derived from them.
 
-- :class:`Snapshot`: the system words — ``parts``, then ``SystemView``'s 14 fields, the last being
+- :class:`Snapshot`: the system words — ``parts``, then ``SystemView``'s 15 fields, the last being
   the market count ``n`` — followed by ``n`` markets and then the accounts, in the order asked for;
 - :class:`MarketSnap`: per market (id order), :data:`MARKET_WORDS` words;
 - :class:`AccountSnap`: per account, :data:`ACCOUNT_HEAD_WORDS` fixed words ending with the count
@@ -84,6 +84,7 @@ class Snapshot(NamedTuple):
     unsettled_loss: int
     vault_tokens: int
     fund_tokens: int
+    fund_credit: int  # PART_SYSTEM_DETAIL: the fund's credit in the vault (token units)
     fund_assets: int
     fund_supply: int
     coverable: int

@@ -6,8 +6,8 @@ lockstep. Every rule is one protocol action — deposits, withdrawals (valid and
 of random sizes and prices inside and outside the band (with expired, cancelled, mis-signed,
 over-filled and nonce-invalidated orders), partial fills of resting orders, price moves including
 crashes and spikes, stale and boundary-age oracles, time, liquidations by random accounts and by a
-keeper, ``settle``, insurance-fund stake / request / redeem / withdraw, donations, market parameter
-updates and pauses.
+keeper, ``settle``, insurance-fund stake / request / redeem / withdraw, donations, sweeps of the
+fund's credit, market parameter updates and pauses.
 
 The machine is assembled from mixins over :class:`tests.fuzz.core.MachineCore` (the state and the
 lockstep execution: model first, then the chain must agree):
@@ -37,6 +37,7 @@ from tests.fuzz.rules.fill import FillRules
 from tests.fuzz.rules.fund import FundRules
 from tests.fuzz.rules.liquidation import LiquidationRules
 from tests.fuzz.rules.oracle import OracleRules
+from tests.fuzz.rules.sweep import SweepRules
 from tests.fuzz.rules.trading import TradingRules
 from tests.fuzz.world import World
 
@@ -46,9 +47,10 @@ __all__ = ["BackstopMachine", "replay"]
 
 # The areas are listed last first: ``actions_of`` reads the classes from the base up, so the actions
 # come out in the order trading, oracle, liquidation, fund, admin — the order both drivers sample
-# from, which fixes every pinned run (``test_harness_tables.py`` pins it).
+# from, which fixes every pinned run (``test_harness_tables.py`` pins it). ``fill_order`` and then
+# ``sweep_to_fund`` were appended later, each in a mixin listed first, so earlier indices stay.
 class BackstopMachine(
-    FillRules, AdminRules, FundRules, LiquidationRules, OracleRules, TradingRules, Comparison
+    SweepRules, FillRules, AdminRules, FundRules, LiquidationRules, OracleRules, TradingRules, Comparison
 ):
     """Protocol actions against the chain and the model; :meth:`check` after every step.
 

@@ -96,6 +96,7 @@ class Prediction(MachineCore):
             unsettled_loss=model.unsettled_loss if system_detail else 0,
             vault_tokens=model.vault_tokens if system_detail else 0,
             fund_tokens=model.fund_tokens if system_detail else 0,
+            fund_credit=model.fund_credit if system_detail else 0,
             fund_assets=model.fund_assets(),
             fund_supply=model.fund_supply(),
             coverable=model.coverable() if system_detail else 0,

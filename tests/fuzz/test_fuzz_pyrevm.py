@@ -110,7 +110,7 @@ def test_lens_flat_snapshot_agrees_with_its_structured_views(world):
     for m, got in zip(markets, snap.markets, strict=True):
         assert (got.open_interest, got.long_index, got.short_index, got.paused, got.priced, got.price) == m
     raw = world.backend.view(DEPLOYER, world.lens, encode_call("system()"))
-    [system] = decode(["(" + ",".join(["uint256"] * 3 + ["int256"] * 5 + ["uint256"] * 6) + ")"], raw)
+    [system] = decode(["(" + ",".join(["uint256"] * 3 + ["int256"] * 5 + ["uint256"] * 7) + ")"], raw)
     assert system == (
         snap.block_number,
         snap.timestamp,
@@ -122,6 +122,7 @@ def test_lens_flat_snapshot_agrees_with_its_structured_views(world):
         snap.unsettled_loss,
         snap.vault_tokens,
         snap.fund_tokens,
+        snap.fund_credit,
         snap.fund_assets,
         snap.fund_supply,
         snap.coverable,
@@ -157,6 +158,8 @@ def test_lens_snapshot_decodes_to_the_suites_own_views(world):
     assert (snap.coverable,) == read(fund, ["uint256"], "coverable()")
     assert (snap.vault_tokens,) == read(world.token, ["uint256"], "balanceOf(address)", vault)
     assert (snap.fund_tokens,) == read(world.token, ["uint256"], "balanceOf(address)", fund)
+    assert (snap.fund_credit,) == read(vault, ["uint256"], "fundCredit()")
+    assert snap.fund_assets == snap.fund_tokens + snap.fund_credit
     assert (snap.market_count,) == read(engine, ["uint256"], "marketCount()") == (len(snap.markets),)
     for m, ms in enumerate(snap.markets):
         assert (ms.open_interest,) == read(engine, ["uint256"], "openInterestOf(uint256)", m)

@@ -86,6 +86,7 @@ def test_the_action_order_is_the_one_the_pinned_runs_were_drawn_with():
         ("guard_market", 1),
         ("pause", 2),
         ("fill_order", 3),
+        ("sweep_to_fund", 1),
     ]
 
 
@@ -161,4 +162,4 @@ def test_lens_layout_matches_the_interface_documentation():
     assert market.group(2).split(", ") == [_solidity_name(f) for f in MarketSnap._fields]
     head = [_solidity_name(f) for f in AccountSnap._fields[:ACCOUNT_HEAD_WORDS]]
     assert account.group(1).split(", ") == [*head[:-1], "k"]
-    assert (SYSTEM_WORDS, MARKET_WORDS, ACCOUNT_HEAD_WORDS) == (15, 6, 14)
+    assert (SYSTEM_WORDS, MARKET_WORDS, ACCOUNT_HEAD_WORDS) == (16, 6, 14)

@@ -347,9 +347,11 @@ def test_fill_beyond_128_bit_open_notional_reverts_as_the_model_predicts(world):
 
 
 def test_fee_charged_from_an_empty_vault_reverts_as_the_model_predicts(world):
-    """Found by the deep profile: with no tokens in the vault, a fill's fee transfer to the fund
-    makes the token revert ERC20InsufficientBalance (after the OI cap check, before the margin
-    checks); the model once let its vault balance go negative and reverted InsufficientMargin."""
+    """Found by the deep profile: with no tokens in the vault, a fill's fees cannot be booked to
+    the fund's credit (the vault must hold them) and the vault reverts InsufficientVaultTokens
+    (after the OI cap check, before the margin checks). Before fees were booked as a credit, the
+    token's transfer reverted ERC20InsufficientBalance at the same point; the model once let its
+    vault balance go negative and reverted InsufficientMargin."""
     machine = replay(world, [])
     for who in range(len(machine.addr)):  # everyone takes everything out: the vault is empty
         machine.do("withdraw", {"who": who, "mode": 3, "pct": 1})
@@ -359,16 +361,17 @@ def test_fee_charged_from_an_empty_vault_reverts_as_the_model_predicts(world):
     buyer, seller = machine.addr[0], machine.addr[1]
     maker = world.sign(0, Order(buyer, market, True, q, price, 0, FAR_EXPIRY))
     taker = world.sign(1, Order(seller, market, False, q, price, 0, FAR_EXPIRY))
-    refused = machine.outcomes["trade:ERC20InsufficientBalance"]
+    refused = machine.outcomes["trade:InsufficientVaultTokens"]
     machine._match("trade", maker, taker, q, sender=2)  # fails unless both revert alike
-    assert machine.outcomes["trade:ERC20InsufficientBalance"] == refused + 1
+    assert machine.outcomes["trade:InsufficientVaultTokens"] == refused + 1
     machine.compare()  # and nothing moved
 
 
 def test_winner_withdrawal_beyond_the_vault_balance_waits_for_the_liquidation(world):
     """Realized profit is paid out of the losers' margin: while the bankrupt loser is not yet
-    liquidated, the vault holds less than the flat winner's margin and the token refuses the
-    whole withdrawal (ERC20InsufficientBalance, on chain and in the model); once the keeper has
+    liquidated, the vault holds less than the flat winner's margin and it refuses the whole
+    withdrawal (InsufficientVaultTokens, on chain and in the model: the vault's own part, its
+    tokens beyond the fund's credit, is short); once the keeper has
     liquidated the loser (the fund covers part, the rest is socialized) it goes through."""
     machine = replay(world, [])
 
@@ -396,11 +399,13 @@ def test_winner_withdrawal_beyond_the_vault_balance_waits_for_the_liquidation(wo
     fill(2, 0, True, 7 * eth, 2_500 * eth)  # 0 closes: sells to 2, realizing the 3,500
     winner = machine.addr[0]
     assert not machine.model.markets_of(winner)
-    assert machine.model.margin(winner) // world.scale > machine.model.vault_tokens
+    assert (
+        machine.model.margin(winner) // world.scale > machine.model.vault_tokens - machine.model.fund_credit
+    )
 
-    refused = machine.outcomes["withdraw:ERC20InsufficientBalance"]
+    refused = machine.outcomes["withdraw:InsufficientVaultTokens"]
     act("withdraw", who=0, mode=3, pct=1)  # the whole (free) margin: more than the vault holds
-    assert machine.outcomes["withdraw:ERC20InsufficientBalance"] == refused + 1
+    assert machine.outcomes["withdraw:InsufficientVaultTokens"] == refused + 1
 
     act("deposit", who=6, kind=2, amount=500_000)  # the keeper funds itself (5,000 tokens)
     act("liquidate", liquidator=6, account=1)

@@ -181,6 +181,7 @@ class Calls:
 
     DEPOSIT = selector("deposit(uint256)")
     WITHDRAW = selector("withdraw(uint256)")
+    SWEEP = selector("sweepToFund()")
     MATCH = selector(
         "matchOrders((address,uint256,bool,uint256,uint256,uint256,uint256),bytes,"
         "(address,uint256,bool,uint256,uint256,uint256,uint256),bytes,uint256)"

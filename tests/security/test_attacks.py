@@ -157,3 +157,115 @@ def test_rotating_requests_cannot_exit_ahead_of_loss(
     assert honest_value == 946_500_000  # the honest staker lost 53.5 tokens too
     assert system.fund.totalAssets() == 946_500_000 and system.fund.totalSupply() == shares
     system.check(honest, attacker, alt)
+
+
+def _value(system, account) -> int:
+    return system.fund.convertToAssets(system.fund.balanceOf(account))
+
+
+def _pro_rata(system, shares: int) -> int:
+    """What ``shares`` are worth now by the ERC-4626 formula (virtual share and asset included)."""
+    return shares * (system.fund.totalAssets() + 1) // (system.fund.totalSupply() + 10**6)
+
+
+def test_staking_around_fees_and_sweeps_gains_nothing_beyond_the_pro_rata_share(
+    system, alice, bob, carol, dave, stranger
+):
+    """Fees are booked as the fund's credit in the vault and swept in later (docs/design.md §6).
+    The fund's ``totalAssets`` counts the credit, so the share price moves when a fee is booked and
+    never at the sweep: a staker who stakes just before a sweep buys at the price that already
+    counts the credit, and one who exits just after fees accrue takes exactly its pro-rata part of
+    them. A sweep by a stranger moves the credit to the fund and nothing else."""
+    from tests.support.system import MarketSpec
+
+    eth = system.add_market(PRICE, MarketSpec(maker_fee_ratio=WAD // 5_000, taker_fee_ratio=WAD // 2_000))
+    honest, attacker = carol, dave
+    system.stake(honest, 1_000 * TOKEN)
+    honest_shares = system.fund.balanceOf(honest)
+    system.deposit(alice, 10_000 * TOKEN)
+    system.deposit(bob, 10_000 * TOKEN)
+    system.trade(alice, bob, eth, 10 * WAD, PRICE)  # 20,000 of notional: fees 4 + 10 tokens
+    assert system.vault.fundCredit() == 14 * TOKEN and system.token.balanceOf(system.fund) == 1_000 * TOKEN
+    # The fees are the honest staker's at once: its shares are worth its stake plus (almost) all 14.
+    assert _value(system, honest) == _pro_rata(system, honest_shares) == 1_013_999_999
+
+    # The attacker stakes just before a sweep: it pays the price that counts the credit.
+    system.stake(attacker, 1_000 * TOKEN)
+    attacker_shares = system.fund.balanceOf(attacker)
+    staked_value = _value(system, attacker)
+    assert staked_value <= 1_000 * TOKEN
+    before = (_value(system, honest), staked_value, system.fund.totalAssets(), system.fund.totalSupply())
+    balances = {a: system.token.balanceOf(a) for a in (alice, bob, honest, attacker, stranger)}
+    margins = {a: system.vault.marginOf(a) for a in (alice, bob)}
+    vault_tokens = system.token.balanceOf(system.vault)
+
+    system.sweep(stranger)  # anyone may sweep; it moves the credit and nothing else
+    assert system.vault.fundCredit() == 0
+    assert system.token.balanceOf(system.fund) == 2_014 * TOKEN
+    assert system.token.balanceOf(system.vault) == vault_tokens - 14 * TOKEN
+    assert (
+        _value(system, honest),
+        _value(system, attacker),
+        system.fund.totalAssets(),
+        system.fund.totalSupply(),
+    ) == before
+    assert {a: system.token.balanceOf(a) for a in balances} == balances
+    assert {a: system.vault.marginOf(a) for a in margins} == margins
+    rejected(system.sweep(stranger), "NothingToSweep")
+
+    # The attacker redeems right after the next fees accrue: it gets its pro-rata part of them.
+    system.trade(bob, alice, eth, 10 * WAD, PRICE)  # both close: fees of 4 + 10 tokens again
+    assert system.vault.fundCredit() == 14 * TOKEN
+    gain = _pro_rata(system, attacker_shares) - staked_value
+    supply = system.fund.totalSupply() + 10**6
+    assert gain <= 14 * TOKEN * attacker_shares // supply + 1  # its share of the new fees, no more
+    system.request_unstake(attacker, attacker_shares)
+    requested_value = system.fund.redeemRequestOf(attacker).assets
+    assert requested_value == staked_value + gain
+    system.advance(7 * DAY)
+    system.unstake(attacker, attacker_shares)
+    assert system.token.balanceOf(attacker) - balances[attacker] == requested_value
+    # The honest staker kept the rest: its stake, the first 14 less rounding and its half of the next.
+    assert _value(system, honest) >= 1_000 * TOKEN + 14 * TOKEN + 7 * TOKEN - 2
+    system.check(alice, bob, honest, attacker, stranger)
+
+
+def test_cover_and_redemptions_beyond_the_funds_tokens_are_paid_out_of_its_credit(
+    system, alice, bob, carol, dave, keeper
+):
+    """The credit is as good as tokens: a cover larger than the tokens the fund holds takes the
+    rest out of the credit (no token moves: it is in the vault already), and a claim that needs
+    more tokens than the fund holds first sweeps the credit in. What was payable when fees were
+    transferred at once stays payable."""
+    from tests.support.system import MarketSpec
+
+    eth = system.add_market(PRICE, MarketSpec(maker_fee_ratio=WAD // 5_000, taker_fee_ratio=WAD // 2_000))
+    system.stake(carol, 100 * TOKEN)
+    system.deposit(alice, 20_000 * TOKEN)
+    system.deposit(dave, 10_000 * TOKEN)
+    system.deposit(bob, 210 * TOKEN)
+    system.deposit(keeper, 1_000 * TOKEN)
+    system.trade(dave, alice, eth, 20 * WAD, PRICE)  # 40,000 of notional: fees 8 + 20 tokens
+    system.trade(bob, alice, eth, WAD, PRICE)  # 2,000: fees 0.4 + 1
+    assert system.vault.fundCredit() == 29_400_000 and system.token.balanceOf(system.fund) == 100 * TOKEN
+    # Bob's long, liquidated at 1,700: a deficit of about 107, more than the fund's 100 tokens.
+    system.set_price(eth, 1700 * WAD)
+    covered = system.liquidate(bob, keeper)["covered"] // 10**12
+    assert 100 * TOKEN < covered < 129_400_000
+    assert system.token.balanceOf(system.fund) == 0  # every token went first ...
+    credit = system.vault.fundCredit()
+    assert credit == 29_400_000 - (covered - 100 * TOKEN)  # ... the rest came out of the credit
+    assert system.fund.totalAssets() == credit
+    # Carol's whole stake is now worth the credit and nothing in tokens: her claim pulls it.
+    shares = system.fund.balanceOf(carol)
+    system.request_unstake(carol, shares)
+    owed = system.fund.redeemRequestOf(carol).assets
+    assert 0 < owed <= credit
+    system.advance(7 * DAY)
+    system.set_price(eth, 1700 * WAD)  # a fresh answer for the final check of the open positions
+    wallet = system.token.balanceOf(carol)
+    system.unstake(carol, shares)
+    assert system.token.balanceOf(carol) - wallet == owed
+    assert system.vault.fundCredit() == 0  # pulled in full by the claim
+    assert system.token.balanceOf(system.fund) == credit - owed == system.fund.totalAssets()
+    system.check(alice, bob, carol, dave, keeper)

@@ -45,11 +45,12 @@ def pin_next_block(chain) -> int:
 # --- tokens ------------------------------------------------------------------------------------------
 
 
-def test_returns_false_token_fails_a_fee_paying_trade_and_nothing_moves(
-    project, system_over, deployer, alice, bob, ledger
+def test_returns_false_token_fails_the_fee_sweep_and_nothing_moves(
+    project, system_over, deployer, alice, bob, stranger, ledger
 ):
-    """The fee leg of a trade (vault → fund) with a token that returns ``false``: SafeERC20
-    refuses it, the whole fill reverts, no order is marked filled."""
+    """The fee leg (vault → fund) is the sweep of the fund's credit: a trade books its fees to the
+    credit and moves no token, so it fills even while the token returns ``false``; the sweep's
+    transfer is refused by SafeERC20, the sweep reverts and the credit stays the fund's."""
     raw = project.ReturnsFalseToken.deploy(6, sender=deployer)
     system = system_over(raw)
     market = system.add_market(
@@ -60,13 +61,16 @@ def test_returns_false_token_fails_a_fee_paying_trade_and_nothing_moves(
     maker = system.order(alice, market, False, WAD, PRICE)
     taker = system.order(bob, market, True, WAD, PRICE)
     raw.setFailing(True, sender=deployer)
-    before = ledger(system, alice, bob)
+    system.match(maker, taker, WAD)  # no token moves in a trade
+    assert system.vault.fundCredit() == 1_400_000  # 0.02 % and 0.05 % of 2,000: 0.4 + 1 token
+    before = ledger(system, alice, bob, stranger)
     with ape.reverts(system.vault.SafeERC20FailedOperation, token=raw.address):
-        system.engine.matchOrders(*match_args(maker, taker, WAD), sender=deployer)
-    assert ledger(system, alice, bob) == before
-    assert system.engine.filledOf(digest(system, maker)) == system.engine.filledOf(digest(system, taker)) == 0
+        system.vault.sweepToFund(sender=stranger)
+    assert ledger(system, alice, bob, stranger) == before
+    assert system.vault.fundCredit() == system.fund.totalAssets() == 1_400_000
     raw.setFailing(False, sender=deployer)
-    system.match(maker, taker, WAD)  # the same orders fill once the token works again
+    system.sweep(stranger)  # the same sweep goes through once the token works again
+    assert system.vault.fundCredit() == 0 and raw.balanceOf(system.fund) == 1_400_000
     system.check(alice, bob)
 
 
@@ -172,7 +176,6 @@ ORACLE_FAILURES = [
     "negative",
     "future",
     "never_written",
-    "decimals_changed",
     "sequencer_down",
     "sequencer_in_grace_period",
     "sequencer_uninitialized",
@@ -205,9 +208,6 @@ def break_oracle(kind: str, system, market: int, sequencer, deployer, chain):
     if kind == "never_written":
         feed.setAnswerAt(answer, 0, 0, sender=deployer)
         return "PriceNotInitialized", lambda ts: {"marketId": market}
-    if kind == "decimals_changed":
-        feed.setDecimals(18, sender=deployer)
-        return "FeedDecimalsChanged", lambda ts: {"marketId": market, "expected": 8, "actual": 18}
     if kind == "sequencer_down":
         sequencer.setAnswer(1, sender=deployer)
         return "SequencerDown", lambda ts: {"marketId": market}
@@ -418,7 +418,7 @@ def test_zero_min_nonce_is_refused(system, eth, alice, ledger):
 
 def test_one_wei_fill_pays_at_least_one_token_unit_of_fees_each(system, alice, bob):
     """Fees round up, to the wei and then to a whole token unit: a 1-wei fill (notional 2,000
-    wei) cannot dodge them. The fund receives exactly 1 unit from each side."""
+    wei) cannot dodge them. The fund is credited exactly 1 unit from each side."""
     market = system.add_market(
         PRICE, MarketSpec(maker_fee_ratio=ratio("0.02"), taker_fee_ratio=ratio("0.05"))
     )
@@ -429,7 +429,7 @@ def test_one_wei_fill_pays_at_least_one_token_unit_of_fees_each(system, alice, b
     )
     [trade] = [log for log in tx.events if log.event_name == "Trade"]
     assert (trade.makerFeeTokens, trade.takerFeeTokens) == (1, 1)
-    assert system.token.balanceOf(system.fund) == 2
+    assert system.vault.fundCredit() == system.fund.totalAssets() == 2
     assert system.engine.positionOf(bob, market) == (1, 2000)
     system.check(alice, bob)
 

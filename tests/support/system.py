@@ -310,6 +310,10 @@ class System:
 
     # --- insurance fund ------------------------------------------------------------------------------
 
+    def sweep(self, sender):
+        """``vault.sweepToFund()`` sent by ``sender`` (anyone), in lockstep with the model."""
+        return self._run(self.model.sweep_to_fund, self.vault.sweepToFund, (), sender)
+
     def stake(self, account, amount_tokens: int):
         self.token.mint(account, amount_tokens, sender=self.deployer)
         self.token.approve(self.fund, amount_tokens, sender=account)
@@ -488,6 +492,9 @@ class System:
             expected["dust"],
         ), f"solvency identity: chain {(vault_assets, liabilities, dust)} model {expected}"
         assert dust >= 0, f"SOLVENCY: negative dust {dust}"
+        credit = self.vault.fundCredit()
+        assert credit == self.model.fund_credit, f"fund credit: chain {credit} model {self.model.fund_credit}"
+        assert self.token.balanceOf(self.vault) >= credit, "the vault holds less than the fund's credit"
 
     def revert_selector(self, method, args: tuple, sender) -> bytes:
         """The 4-byte error selector the chain reverts with for this call (fails if it succeeds)."""
@@ -535,6 +542,10 @@ class System:
             ), f"L of {m}"
         assert self.token.balanceOf(vault) == model.vault_tokens, "vault token balance"
         assert self.fund.totalAssets() == model.fund_assets(), "fund assets"
+        assert self.token.balanceOf(self.fund) == model.fund_tokens, "fund token balance"
+        assert (
+            self.fund.totalAssets() == model.fund_tokens + vault.fundCredit()
+        ), "fund assets = tokens + credit"
         assert self.fund.totalSupply() == model.fund_supply(), "fund shares"
         assert self.fund.balanceOf(self.fund) == model.fund_escrow(), "escrowed fund shares"
         assert self.fund.coverable() == model.coverable(), "fund coverable"

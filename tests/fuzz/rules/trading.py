@@ -115,7 +115,7 @@ class TradingRules(MachineCore):
         if mode != 4:
             tokens = max(tokens, 1)
         flat = not self.model.markets_of(a) and self.model.pending_loss(a) == 0
-        in_vault = self.model.vault_tokens
+        in_vault = self.model.vault_tokens - self.model.fund_credit  # the vault's own part
         out, result = self._run(
             f"withdraw({who}, {tokens})",
             lambda: self.model.withdraw(a, tokens),
@@ -125,8 +125,9 @@ class TradingRules(MachineCore):
         )
         if flat and mode == 3 and 0 < tokens <= min(whole, in_vault):
             # docs/design.md §7: a flat account can always take out its whole positive margin, as
-            # far as the vault holds the tokens (realized profit is paid out of the losers' margin:
-            # until a bankrupt loser is liquidated the vault may hold less, and the token refuses).
+            # far as the vault holds the tokens beyond the fund's credit (realized profit is paid out
+            # of the losers' margin: until a bankrupt loser is liquidated the vault may hold less,
+            # and it refuses, InsufficientVaultTokens).
             expect(
                 out is not None,
                 INV_FLAT_WITHDRAW,

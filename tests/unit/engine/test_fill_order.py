@@ -36,7 +36,7 @@ def test_the_sender_takes_the_other_side_at_the_makers_price(system, alice, bob)
     system.deposit(alice, 10_000 * 10**6)
     system.deposit(bob, 10_000 * 10**6)
     maker = system.order(alice, eth, False, 3 * WAD, 1990 * WAD)  # alice sells 3 at 1,990
-    fund_before = system.token.balanceOf(system.fund)
+    fund_before = system.fund.totalAssets()
     tx = system.fill(maker, bob, 2 * WAD)
     assert system.engine.positionOf(bob, eth) == (2 * WAD, 3980 * WAD)
     assert system.engine.positionOf(alice, eth) == (-2 * WAD, -3980 * WAD)
@@ -53,7 +53,7 @@ def test_the_sender_takes_the_other_side_at_the_makers_price(system, alice, bob)
         2 * WAD,
         1990 * WAD,
     )
-    assert system.token.balanceOf(system.fund) - fund_before == 796_000 + 1_990_000
+    assert system.fund.totalAssets() - fund_before == 796_000 + 1_990_000  # the fund's credit
     assert system.vault.marginOf(bob) == 10_000 * WAD - 1_990_000 * 10**12
     assert system.vault.marginOf(alice) == 10_000 * WAD - 796_000 * 10**12
     system.check(alice, bob)

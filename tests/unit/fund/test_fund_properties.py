@@ -1,6 +1,7 @@
 """Property tests of the insurance fund's EIP-7540 redemption on pyrevm (in-process, no anvil):
-random sequences of stakes, income, losses (cover), share transfers, requests, claims, cancels
-and time over three stakers, with after every step:
+random sequences of stakes, income (token transfers, and fees booked as the fund's credit in a
+collateral vault), sweeps of that credit, losses (cover), share transfers, requests, claims,
+cancels and time over three stakers, with after every step:
 
 - conversions round against the caller (``convertTo*`` and ``previewDeposit`` down,
   ``previewMint`` up, against the exact formula of docs/margin-math.md);
@@ -9,6 +10,8 @@ and time over three stakers, with after every step:
 - a claim never pays more than ``min(value at request, value now)`` of the shares it burns, and a
   cancel gives back shares worth at most the value at request;
 - everything ever paid out (claims and cover) is at most what was deposited plus the income;
+- the fund's assets are its tokens plus its credit in the vault, and a sweep changes neither
+  them nor any share's value;
 - previews revert; escrowed shares can neither be transferred nor named by a second request.
 """
 
@@ -26,18 +29,20 @@ COOLDOWN = 3_600
 WINDOW = 1_800
 DEPLOYER = "0x00000000000000000000000000000000000dE910"
 PROTOCOL = "0x00000000000000000000000000000000000C0FE5"  # draws cover: a loss to the stakers
-SINK = "0x000000000000000000000000000000000000dEaD"
+SINK = "0x000000000000000000000000000000000000dEaD"  # an account whose margin pays the fees
 STAKERS = [f"0x{'0' * 38}{i:02x}" for i in (0xA1, 0xB2, 0xC3)]
 MAX_UINT = (1 << 256) - 1
 
 
 class Fund:
-    """A MockERC20 and an InsuranceFund on pyrevm, wired to a cover-drawing EOA."""
+    """A MockERC20, an InsuranceFund and a CollateralVault on pyrevm. The fund is wired to a
+    cover-drawing EOA and pays cover into the vault, which books fees (sent by the same EOA as
+    its engine) as the fund's credit."""
 
     def __init__(self) -> None:
         art = Artifacts.load()
         self.b = b = PyRevmBackend()
-        self.errors = art.error_selectors(["InsuranceFund", "MockERC20"])
+        self.errors = art.error_selectors(["InsuranceFund", "MockERC20", "CollateralVault"])
         for a in [DEPLOYER, PROTOCOL, *STAKERS]:
             b.mint_ether(a, 10**24)
         self.token = b.deploy(
@@ -55,10 +60,15 @@ class Fund:
                 0,
             ),
         )
-        self.ok(DEPLOYER, self.fund, "wire(address,address)", PROTOCOL, SINK)
+        self.vault = b.deploy(DEPLOYER, art.initcode("CollateralVault", ["address"], self.token))
+        self.ok(DEPLOYER, self.fund, "wire(address,address)", PROTOCOL, self.vault)
+        self.ok(DEPLOYER, self.vault, "wire(address,address)", PROTOCOL, self.fund)
         for a in [DEPLOYER, *STAKERS]:
             self.ok(DEPLOYER, self.token, "mint(address,uint256)", a, 10**9 * TOKEN)
             self.ok(a, self.token, "approve(address,uint256)", self.fund, MAX_UINT)
+        # The vault's own tokens, out of which fees can be booked to the fund's credit.
+        self.ok(DEPLOYER, self.token, "approve(address,uint256)", self.vault, MAX_UINT)
+        self.ok(DEPLOYER, self.vault, "deposit(uint256)", 10**8 * TOKEN)
         self.base = b.snapshot()
 
     def reset(self) -> None:
@@ -83,6 +93,12 @@ class Fund:
         out = self.b.view(DEPLOYER, self.fund, encode_call("redeemRequestOf(address)", controller))
         return tuple(int.from_bytes(out[i : i + 32], "big") for i in (0, 32, 64))  # type: ignore[return-value]
 
+    def assets(self) -> tuple[int, int]:
+        """``(tokens the fund holds, its credit in the vault)``."""
+        return self.read("balanceOf(address)", self.fund, to=self.token), self.read(
+            "fundCredit()", to=self.vault
+        )
+
     def virtual(self) -> tuple[int, int]:
         """``(S', A')``: supply and assets with the virtual share and asset."""
         return self.read("totalSupply()") + 10**6, self.read("totalAssets()") + 1
@@ -98,6 +114,8 @@ pct = st.integers(0, 110)
 OPS = st.one_of(
     st.tuples(st.just("stake"), who, st.integers(0, 10_000 * TOKEN)),
     st.tuples(st.just("income"), st.integers(1, 2_000 * TOKEN)),
+    st.tuples(st.just("fee"), st.integers(1, 2_000 * TOKEN)),
+    st.tuples(st.just("sweep")),
     st.tuples(st.just("loss"), st.integers(1, 2_000 * TOKEN)),
     st.tuples(st.just("transfer"), who, who, pct),
     st.tuples(st.just("request"), who, pct),
@@ -125,7 +143,7 @@ OPS = st.one_of(
 
 class Ledger:
     def __init__(self) -> None:
-        self.tokens_in = 0  # stakes + income
+        self.tokens_in = 0  # stakes + income (fees booked to the credit included)
         self.tokens_out = 0  # claims + cover
 
 
@@ -197,6 +215,21 @@ def apply(f: Fund, ledger: Ledger, op: tuple) -> None:
     elif kind == "income":
         f.ok(DEPLOYER, f.token, "transfer(address,uint256)", f.fund, op[1])
         ledger.tokens_in += op[1]
+    elif kind == "fee":  # the "engine" books a fee from SINK's margin to the fund's credit
+        # No positions and no socialized loss: the ledger's other claims are 0.
+        adjust = "adjustMargins(address,int256,uint256,address,int256,uint256,int256)"
+        f.ok(PROTOCOL, f.vault, adjust, SINK, 0, op[1], DEPLOYER, 0, 0, 0)
+        ledger.tokens_in += op[1]
+    elif kind == "sweep":  # by anyone: the credit becomes tokens, nothing else changes
+        held, credit = f.assets()
+        if credit == 0:
+            out = f.b.call(STAKERS[0], f.vault, encode_call("sweepToFund()"))
+            assert isinstance(out, Revert) and out.selector == f.errors["NothingToSweep"]
+            return
+        value, virtual = f.read("convertToAssets(uint256)", 10**12), f.virtual()
+        f.ok(STAKERS[0], f.vault, "sweepToFund()")
+        assert f.assets() == (held + credit, 0)
+        assert (f.read("convertToAssets(uint256)", 10**12), f.virtual()) == (value, virtual)
     elif kind == "loss":
         out = f.ok(PROTOCOL, f.fund, "cover(uint256)", op[1])
         ledger.tokens_out += int.from_bytes(out[:32], "big")
@@ -294,7 +327,8 @@ def test_redemption_properties_hold_for_random_sequences(fund, stakes, ops):
     for op in [("stake", i, amount) for i, amount in enumerate(stakes)] + ops:
         apply(f, ledger, op)
         assert ledger.tokens_out <= ledger.tokens_in
-        assert f.read("balanceOf(address)", f.fund, to=f.token) == ledger.tokens_in - ledger.tokens_out
+        held, credit = f.assets()
+        assert held + credit == f.read("totalAssets()") == ledger.tokens_in - ledger.tokens_out
         escrow = sum(f.request(a)[0] for a in STAKERS)
         assert f.read("balanceOf(address)", f.fund) == escrow
         assert sum(f.read("balanceOf(address)", a) for a in STAKERS) + escrow == f.read("totalSupply()")

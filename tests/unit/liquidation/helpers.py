@@ -19,6 +19,7 @@ def observables(system, *accounts) -> tuple:
         tuple(tuple(system.engine.positionOf(a, m)) for a in accounts for m in range(len(system.feeds))),
         system.token.balanceOf(system.vault),
         system.token.balanceOf(system.fund),
+        system.vault.fundCredit(),
         tuple(tuple(system.engine.lossIndexOf(m)) for m in range(len(system.feeds))),
     )
 

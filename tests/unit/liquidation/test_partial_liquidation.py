@@ -49,7 +49,7 @@ def test_partial_step_takes_part_of_the_position_at_the_oracle_price(system, und
     # The keeper holds the 2 ETH at fair value and is paid the reward; the fund the fee.
     assert system.engine.positionOf(keeper, eth) == (2 * WAD, 3_760 * WAD)
     assert system.vault.marginOf(keeper) == keeper_before + 37_600_000_000_000_000_000
-    assert system.token.balanceOf(system.fund) == 37_600_000
+    assert system.fund.totalAssets() == system.vault.fundCredit() == 37_600_000
     assert system.engine.openInterestOf(eth) == 5 * WAD
     system.check(alice, bob, keeper)
 

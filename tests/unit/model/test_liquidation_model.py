@@ -83,8 +83,9 @@ def test_solvent_liquidation_pays_keeper_and_full_fee():
     # The keeper takes long 10 at 94 and the reward: margin 1,009.4, E ≥ IMR 94.
     assert model.position(KEEPER, 0) == (W(10), W(940))
     assert model.margin(KEEPER) == W("1009.4")
-    assert model.fund_tokens == tokens("9.4")
-    assert model.vault_tokens == tokens(11_100) - tokens("9.4")
+    assert model.fund_assets() == tokens("9.4")
+    assert model.fund_credit == tokens("9.4")  # booked in the vault for the fund, not transferred
+    assert model.vault_tokens == tokens(11_100)
     assert model.loss_index(0, SHORT) == 0 and model.unsettled_loss == 0
     assert_zero_sum(model)
     check_solvency(model)
@@ -102,7 +103,7 @@ def test_solvent_liquidation_with_the_fee_capped_by_remaining_equity():
     assert result["insurance_fee"] == W("0.900001")
     assert result["deficit"] == 0
     assert model.margin(ALICE) == W("0.000000089")
-    assert model.fund_tokens == 900_001
+    assert model.fund_assets() == 900_001
     check_solvency(model)
 
 
@@ -124,7 +125,7 @@ def test_bankrupt_account_fully_covered_by_the_fund():
     assert result["covered"] == 58_500_001 * 10**12
     assert result["socialized"] == 0 and result["index_deltas"] == []
     assert model.margin(ALICE) == 0
-    assert model.fund_tokens == tokens(1_000) - 58_500_001
+    assert model.fund_assets() == tokens(1_000) - 58_500_001
     assert model.vault_tokens == vault + 58_500_001
     # The cover's excess over D (less than a unit) stays in the vault as dust:
     # 58,500,001e12 − 58,500,000,000,004,950,000 = 999,995,050,000 wei.
@@ -161,7 +162,7 @@ def test_partly_covered_rest_socialized_pro_rata_to_three_winners():
     delta = W("8.7") + 9
     assert result["index_deltas"] == [(0, SHORT, W(87) + 145, delta)]
     assert model.loss_index(0, SHORT) == delta and model.loss_index(0, LONG) == 0
-    assert model.fund_tokens == 0
+    assert model.fund_assets() == 0
 
     # Pending = mulWadUp(|size|, ΔL):
     #   Carol (1.5e18 + 1)(8.7e18 + 9)/1e18 = 13.05e18 + 13.5 + 8.7 + ε -> 13.05e18 + 23
@@ -197,7 +198,7 @@ def test_fund_at_its_floor_covers_nothing_and_everything_is_socialized():
     # m0 = 100 − 200 = −100; K = 8; D = 108; cover 0; R = 108; ΔL = 108 / 10 = 10.8.
     assert (result["deficit"], result["covered"], result["socialized"]) == (W(108), 0, W(108))
     assert result["index_deltas"] == [(0, SHORT, W(108), W("10.8"))]
-    assert model.fund_tokens == tokens(50)
+    assert model.fund_assets() == tokens(50)
     assert model.pending_loss(CAROL) == W(108)
     check_solvency(model)
 
@@ -489,6 +490,7 @@ OPS = st.one_of(
     st.tuples(st.just("cancel"), staker),
     st.tuples(st.just("time"), st.one_of(st.integers(0, 3 * DAY), st.sampled_from([7 * DAY, 8 * DAY]))),
     st.tuples(st.just("settle"), trader),
+    st.tuples(st.just("sweep")),  # the fund's credit (fees booked in the vault) to the fund
     # request -> shock (losses may hit the fund during the cooldown) -> wait into the window -> exit
     st.tuples(
         st.just("exit"),
@@ -625,6 +627,11 @@ def _apply(model: Model, ledger: Ledger, op: tuple[Any, ...], nonce: int) -> Non
         model.cancel_unstake(STAKERS[op[1]])
     elif kind == "time":
         model.now += op[1]
+    elif kind == "sweep":
+        assets, price = model.fund_assets(), model.convert_to_assets(10**18)
+        model.sweep_to_fund()
+        assert model.fund_credit == 0 and model.fund_assets() == assets  # no share price jump
+        assert model.convert_to_assets(10**18) == price
     else:
         model.settle(TRADERS[op[1]])
 
@@ -648,7 +655,7 @@ def test_random_sequences_with_liquidations_and_staking_stay_solvent(ops):
 
         assert_zero_sum(model)
         assert model.vault_tokens + model.fund_tokens == ledger.tokens_in
-        assert model.fund_tokens >= 0
+        assert model.fund_tokens >= 0 and model.vault_tokens >= model.fund_credit
         check_solvency(model, ledger.dust_bound)
         assert sum(model.fund_balances.values()) + model.fund_escrow() == model.fund_supply()
         for who in STAKERS:

@@ -215,9 +215,36 @@ def test_fees_are_whole_token_units_rounded_up():
     # Notional 1.5; maker fee 1.5e12 WAD = 0.0000015 token -> 2 units; taker fee 3e12 -> 3 units.
     assert model.margin(ALICE) == W(1_000) - 2 * 10**12
     assert model.margin(BOB) == W(1_000) - 3 * 10**12
-    assert model.fund_tokens == 5
+    # Booked to the fund's credit in the vault, not transferred: the fund's assets count it.
+    assert (model.fund_credit, model.fund_tokens, model.fund_assets()) == (5, 0, 5)
+    assert model.vault_tokens == tokens(2_000)
+    assert model.solvency()["dust"] == 0
+    assert model.sweep_to_fund() == 5  # anyone: the credit moves, nothing else
+    assert (model.fund_credit, model.fund_tokens, model.fund_assets()) == (0, 5, 5)
     assert model.vault_tokens == tokens(2_000) - 5
     assert model.solvency()["dust"] == 0
+    with pytest.raises(ModelRevert, match="NothingToSweep"):
+        model.sweep_to_fund()
+
+
+def test_withdrawals_and_fees_never_take_the_funds_credit():
+    """The vault's own part is its balance less the fund's credit: a withdrawal or a fee beyond it
+    reverts InsufficientVaultTokens, so the vault always holds the credit."""
+    model = Model(6)
+    model.add_market(params(maker_fee_ratio=W("0.001"), taker_fee_ratio=W("0.001")), W(100))
+    model.deposit(ALICE, tokens(1_000))
+    model.deposit(BOB, tokens(1_000))
+    trade(model, ALICE, BOB, W(10), W(100))  # notional 1,000: fees of 1 token each
+    assert model.fund_credit == tokens(2)
+    model.vault_tokens -= tokens(1_500)  # as if a winner had been paid out of the losers' margin
+    with pytest.raises(ModelRevert) as err:
+        model.withdraw(ALICE, tokens(499))  # free (899) but beyond the vault's own 498
+    assert (err.value.name, err.value.args) == ("InsufficientVaultTokens", (tokens(498), tokens(499)))
+    model.withdraw(ALICE, tokens(498))
+    assert model.vault_tokens == model.fund_credit == tokens(2)
+    with pytest.raises(ModelRevert) as err:  # the next fees would have nothing to come out of
+        trade(model, ALICE, BOB, W(1), W(100))
+    assert (err.value.name, err.value.args) == ("InsufficientVaultTokens", (0, 2 * 10**5))
 
 
 def test_fee_on_a_one_wei_fill_is_one_token_unit():
@@ -227,7 +254,7 @@ def test_fee_on_a_one_wei_fill_is_one_token_unit():
     model.deposit(BOB, tokens(1))
     trade(model, ALICE, BOB, 1, W("1.5"))  # notional mulWadUp(1, 1.5e18) = 2 wei, fee 1 wei -> 1 unit
     assert model.margin(ALICE) == model.margin(BOB) == W(1) - 10**12
-    assert model.fund_tokens == 2
+    assert model.fund_assets() == 2
 
 
 def test_fees_with_an_eighteen_decimal_token_are_exact():
@@ -236,7 +263,7 @@ def test_fees_with_an_eighteen_decimal_token_are_exact():
     model.deposit(ALICE, W(1_000))
     model.deposit(BOB, W(1_000))
     trade(model, ALICE, BOB, W(1), W("1.5"))
-    assert model.fund_tokens == 15 * 10**11 + 3 * 10**12
+    assert model.fund_assets() == 15 * 10**11 + 3 * 10**12
     assert model.margin(ALICE) == W(1_000) - 15 * 10**11
 
 
@@ -740,6 +767,7 @@ def test_random_sequences_stay_zero_sum_and_solvent(ops):
 
         assert_zero_sum(model)
         assert model.vault_tokens + model.fund_tokens == deposited
+        assert model.vault_tokens >= model.fund_credit
         sol = model.solvency()
         assert sol["vault_assets"] == sol["liabilities"] + sol["dust"]
         assert 0 <= sol["dust"] <= dust_bound, (sol, dust_bound)

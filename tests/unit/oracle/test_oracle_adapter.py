@@ -90,10 +90,20 @@ def test_stale_answer_is_refused(oracle, make_feed, deployer, chain, decimals):
         price_at(oracle, chain, stamp + HEARTBEAT + 1)
 
 
-def test_feed_that_changes_decimals_is_refused(oracle, feed, deployer):
-    feed.setDecimals(18, sender=deployer)
-    with ape.reverts(oracle.FeedDecimalsChanged, marketId=MARKET, expected=8, actual=18):
-        oracle.priceOf(MARKET)
+def test_feed_decimals_are_read_once_when_the_feed_is_set(oracle, feed, deployer):
+    """docs/design.md §8: the decimals recorded with the feed scale every answer; ``decimals()`` is
+    not read again on a price read. A Chainlink proxy's decimals are fixed, and a feed with other
+    decimals is a new feed, set through the timelocked market update, which records them anew."""
+    before = oracle.priceOf(MARKET)
+    answer = feed.answer()
+    assert before == answer * 10**10  # 8 decimals
+    feed.setDecimals(18, sender=deployer)  # what a real aggregator proxy never does
+    assert oracle.priceOf(MARKET) == before  # still scaled by the recorded 8 decimals
+    assert oracle.feedOf(MARKET).decimals == 8
+    tx = oracle.setFeed(MARKET, feed, HEARTBEAT, sender=deployer)  # setting the feed again ...
+    [event] = [log for log in tx.events if log.event_name == "FeedSet"]
+    assert event.decimals == oracle.feedOf(MARKET).decimals == 18  # ... records the new decimals
+    assert oracle.priceOf(MARKET) == answer  # the same answer, now read with 18 decimals
 
 
 def test_unknown_market_is_refused(oracle):

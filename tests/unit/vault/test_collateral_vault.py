@@ -229,7 +229,7 @@ def wired(project, deployer, alice, setup):
     token, vault = setup(6)
     engine = project.MockMarginAuthority.deploy(sender=deployer)
     engine.setVault(vault, sender=deployer)
-    fund = deployer  # any address: fees are plain token transfers
+    fund = deployer  # any address: fees are booked to its credit, a sweep transfers them
     vault.wire(engine, fund, sender=deployer)
     vault.deposit(1_000_000_000, sender=alice)  # 1,000 tokens
     return token, vault, engine, fund
@@ -266,7 +266,7 @@ def test_ledger_functions_reject_everyone_but_the_engine(wired, alice, stranger,
     with ape.reverts(vault.NotEngine, caller=stranger.address):
         vault.adjustMargin(stranger, 10**18, sender=stranger)
     with ape.reverts(vault.NotEngine, caller=stranger.address):
-        vault.adjustMargins(alice, 0, 1, stranger, 10**18, 0, sender=stranger)
+        vault.adjustMargins(alice, 0, 1, stranger, 10**18, 0, 0, sender=stranger)
     assert vault_state(vault, token, alice, stranger) == before
 
 
@@ -316,30 +316,106 @@ def test_engine_adjusts_margin_and_total(wired, alice, bob):
     assert (adjusted.account, adjusted.deltaWad) == (alice.address, -(10**18))
 
 
-def test_adjust_margins_books_both_parties_and_pays_both_fees_in_one_transfer(wired, alice, bob):
+def test_adjust_margins_books_both_parties_and_both_fees_to_the_funds_credit(wired, alice, bob):
     token, vault, engine, fund = wired
     fund_before = token.balanceOf(fund)
     tx = engine.adjustMargins(alice, -(10**18), 1_500_000, bob, 10**18, 250_000, sender=alice)
     assert vault.marginOf(alice) == 997_500_000 * 10**12  # 1,000 − 1 − 1.5 fee
     assert vault.marginOf(bob) == 750_000 * 10**12  # +1 − 0.25 fee
     assert vault.totalMargin() == vault.marginOf(alice) + vault.marginOf(bob)
-    assert token.balanceOf(fund) == fund_before + 1_750_000
-    assert token.balanceOf(vault) == 1000_000_000 - 1_750_000
-    transfers = [log for log in tx.events if log.event_name == "Transfer"]
-    assert [(t.to, t.value) for t in transfers] == [(fund.address, 1_750_000)]
+    # Booked, not transferred: the tokens stay in the vault as the fund's credit.
+    assert vault.fundCredit() == 1_750_000
+    assert token.balanceOf(fund) == fund_before
+    assert token.balanceOf(vault) == 1000_000_000
+    assert not [log for log in tx.events if log.event_name == "Transfer"]
     adjusted = [(e.account, e.deltaWad) for e in tx.events if e.event_name == "MarginAdjusted"]
     assert adjusted == [(alice.address, -(10**18)), (bob.address, 10**18)]
     paid = [(e.account, e.amountTokens) for e in tx.events if e.event_name == "PaidToFund"]
     assert paid == [(alice.address, 1_500_000), (bob.address, 250_000)]
+    engine.adjustMargins(alice, 0, 1, bob, 0, 0, sender=alice)  # the credit accumulates
+    assert vault.fundCredit() == 1_750_001
 
 
-def test_adjust_margins_without_fees_moves_no_tokens(wired, alice, bob):
+def test_a_stranger_sweep_moves_exactly_the_credit_to_the_fund(wired, alice, bob, stranger, vault_state):
     token, vault, engine, fund = wired
-    before = (token.balanceOf(vault), token.balanceOf(fund))
-    tx = engine.adjustMargins(alice, -(10**18), 0, bob, 10**18, 0, sender=alice)
-    assert (token.balanceOf(vault), token.balanceOf(fund)) == before
-    assert not [log for log in tx.events if log.event_name in ("Transfer", "PaidToFund")]
-    assert vault.totalMargin() == 1000 * 10**18
+    engine.adjustMargins(alice, 0, 1_500_000, bob, 0, 250_000, sender=alice)
+    before = vault_state(vault, token, alice, bob, stranger)
+    fund_before = token.balanceOf(fund)
+    tx = vault.sweepToFund(sender=stranger)
+    [swept] = [log for log in tx.events if log.event_name == "SweptToFund"]
+    assert (swept.caller, swept.amountTokens) == (stranger.address, 1_750_000)
+    transfers = [(t["from"], t.to, t.value) for t in tx.events if t.event_name == "Transfer"]
+    assert transfers == [(vault.address, fund.address, 1_750_000)]
+    assert vault.fundCredit() == 0
+    assert token.balanceOf(fund) == fund_before + 1_750_000
+    # Nothing but the credit moved: every margin, the total and every other balance are as before.
+    after = vault_state(vault, token, alice, bob, stranger)
+    assert after == {**before, "vault_tokens": before["vault_tokens"] - 1_750_000}
+    with ape.reverts(vault.NothingToSweep):
+        vault.sweepToFund(sender=stranger)
+
+
+def test_withdrawals_cannot_take_the_funds_credit(wired, alice, bob, vault_state):
+    """All 1,000 tokens are Alice's margin, but 1.75 of them are the fund's credit (fees booked
+    from Bob's margin, which went negative): Alice can take only what the vault holds beyond it."""
+    token, vault, engine, _ = wired
+    engine.adjustMargins(alice, 0, 0, bob, 0, 1_750_000, sender=alice)
+    engine.setFree(alice, 1_000 * 10**18, sender=alice)
+    before = vault_state(vault, token, alice)
+    with ape.reverts(vault.InsufficientVaultTokens, available=998_250_000, needed=998_250_001):
+        vault.withdraw(998_250_001, sender=alice)
+    assert vault_state(vault, token, alice) == before
+    vault.withdraw(998_250_000, sender=alice)
+    assert token.balanceOf(vault) == vault.fundCredit() == 1_750_000
+
+
+def test_fees_beyond_the_vaults_own_tokens_revert(wired, alice, bob, vault_state):
+    """A fee is booked only out of tokens the vault holds beyond the credit, so the vault always
+    holds the whole credit (as the fee's token transfer to the fund once required)."""
+    token, vault, engine, _ = wired
+    engine.adjustMargins(alice, 0, 400_000_000, bob, 0, 0, sender=alice)  # credit 400 of 1,000
+    before = vault_state(vault, token, alice, bob)
+    with ape.reverts(vault.InsufficientVaultTokens, available=600_000_000, needed=600_000_001):
+        engine.adjustMargins(alice, 0, 600_000_000, bob, 0, 1, sender=alice)
+    assert vault_state(vault, token, alice, bob) == before and vault.fundCredit() == 400_000_000
+    engine.adjustMargins(alice, 0, 600_000_000, bob, 0, 0, sender=alice)
+    assert vault.fundCredit() == token.balanceOf(vault) == 1_000_000_000
+
+
+def test_fee_booking_reads_the_token_balance_only_when_the_ledger_cannot_prove_it(
+    wired, alice, bob, vault_state
+):
+    """``claimsWad`` (the engine's Σ openNotional + unsettled loss) lets the vault prove from its
+    ledger that it holds the fees (totalMargin ≥ claims, dust ≥ 0) and skip the balance read; with
+    a bound it cannot meet it reads the balance. The outcome is the same, only the gas differs."""
+    token, vault, engine, _ = wired
+    adjust = engine.adjustMarginsWithClaims
+    adjust(alice, 0, 1_000, bob, 0, 0, 0, sender=alice)  # the credit slot is non-zero from here on
+    proven = adjust(alice, 0, 1_000, bob, 0, 0, 0, sender=alice)
+    checked = adjust(alice, 0, 1_000, bob, 0, 0, 2**255 - 1, sender=alice)
+    assert vault.fundCredit() == 3_000
+    assert checked.gas_used - proven.gas_used > 2_000  # a cold balanceOf of the token
+    # Past the vault's own part the checked path refuses, exactly as without the bound.
+    before = vault_state(vault, token, alice, bob)
+    with ape.reverts(vault.InsufficientVaultTokens, available=999_997_000, needed=999_997_001):
+        adjust(alice, 0, 999_997_001, bob, 0, 0, 2**255 - 1, sender=alice)
+    assert vault_state(vault, token, alice, bob) == before
+
+
+def test_cover_from_credit_is_fund_only_and_bounded_by_the_credit(wired, alice, bob, stranger, vault_state):
+    token, vault, engine, fund = wired
+    engine.adjustMargins(alice, 0, 1_000, bob, 0, 0, sender=alice)
+    before = vault_state(vault, token, alice, bob)
+    with ape.reverts(vault.NotInsuranceFund, caller=stranger.address):
+        vault.coverFromCredit(1, sender=stranger)
+    with ape.reverts(vault.CreditExceeded, amountTokens=1_001, credit=1_000):
+        vault.coverFromCredit(1_001, sender=fund)
+    assert vault.fundCredit() == 1_000
+    tx = vault.coverFromCredit(600, sender=fund)
+    [event] = [log for log in tx.events if log.event_name == "CreditCover"]
+    assert event.amountTokens == 600
+    assert vault.fundCredit() == 400
+    assert vault_state(vault, token, alice, bob) == before  # no token and no margin moved
 
 
 def test_adjust_margins_fee_beyond_int256_reverts(wired, alice, bob, vault_state):
