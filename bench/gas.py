@@ -138,6 +138,7 @@ class GasBench:
             "trade_increase",
             s.trade(op, bob, carol, eth, one, PRICE[eth]),
             "both parties add to their positions (long 1→2, short 1→2)",
+            trace=True,
         )
         self.record(
             "trade_reduce",
@@ -170,6 +171,7 @@ class GasBench:
             "fill_increase",
             s.fill(frank, erin, eth, one, PRICE[eth]),
             "fillOrder between accounts that already hold positions (long 1→2, short 1→2), taker sends",
+            trace=True,
         )
         self.record(
             "withdraw_1m",
@@ -308,7 +310,7 @@ class GasBench:
             receipt,
             f"{what}; {n_markets} market(s); {liquidator}; "
             + ", ".join(f"{k} {v:,}" for k, v in money.items() if v),
-            trace=(kind == "socialized"),
+            trace=(kind == "socialized" or n_markets == 1),
         )
         if kind == "socialized" and not steady:
             settle_key = f"settle_{n_markets}m"
