@@ -87,10 +87,13 @@ contract InsuranceFund is IInsuranceFund, ERC4626 {
     /// @inheritdoc IInsuranceFund
     /// @dev Tokens first (one transfer, as before fees were booked as a credit); only what they
     ///      cannot pay comes out of the credit, which is in the vault already: no token moves.
+    ///      When the tokens above the floor cover the whole request, `min(amountTokens,
+    ///      coverable())` does not depend on the credit, so it is not read.
     function cover(uint256 amountTokens) external returns (uint256 paid) {
         if (msg.sender != protocol) revert NotProtocol(msg.sender);
         uint256 held = IERC20(asset()).balanceOf(address(this));
-        paid = Math.min(amountTokens, _coverable(held + _credit()));
+        uint256 assets = held > FLOOR && held - FLOOR >= amountTokens ? held : held + _credit();
+        paid = Math.min(amountTokens, _coverable(assets));
         emit CoverPaid(amountTokens, paid);
         uint256 fromTokens = Math.min(paid, held);
         if (fromTokens != 0) IERC20(asset()).safeTransfer(coverRecipient, fromTokens);

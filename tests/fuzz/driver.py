@@ -31,8 +31,11 @@ from tests.fuzz.invariants import InvariantViolation
 from tests.fuzz.machine import BackstopMachine, replay
 from tests.fuzz.world import World
 
-#: The CI profile: pinned seed, bounded run (about 4,500 steps), no example database.
-CI_SEED = 20_261_121
+#: The CI profile: pinned seed, bounded run (about 4,500 steps), no example database. The seed
+#: moved from 20,261,121 when ``sweep_to_fund`` joined the actions: the run it pinned no longer
+#: reached ``partial-step-bankrupt-check-skipped`` and ``batch-final-imr-check-skipped`` of
+#: ``make mutation`` within the budget; this one catches all its mutants.
+CI_SEED = 20_261_123
 CI_EXAMPLES = 60
 CI_STEPS_PER_EXAMPLE = 80
 

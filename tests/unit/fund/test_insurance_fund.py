@@ -156,3 +156,32 @@ def test_withdraw_by_assets_pays_exactly_and_burns_enough_shares(system, alice):
     system.fund_withdraw(alice, 60 * TOKEN)
     assert system.fund.totalSupply() == 0 and system.fund.totalAssets() == 0
     system.check(alice)
+
+
+def test_cover_counts_the_credit_above_the_floor_and_pays_tokens_first(
+    project, chain, deployer, alice, bob, carol, accounts
+):
+    """The floor and the per-event cap apply to the fund's assets, its tokens plus its credit in
+    the vault. Cover is paid in tokens first; the credit pays only what the tokens cannot, and it
+    is consulted only when the tokens above the floor do not cover the request."""
+    from tests.support.system import MarketSpec
+
+    system = System(project, chain, deployer, fund_spec=FundSpec(floor_tokens=100 * TOKEN))
+    system.stake(alice, 250 * TOKEN)
+    eth = system.add_market(2_000 * 10**18, MarketSpec(maker_fee_ratio=10**16, taker_fee_ratio=10**16))
+    system.deposit(bob, 10_000 * TOKEN)
+    system.deposit(carol, 10_000 * TOKEN)
+    system.trade(bob, carol, eth, 10**18 * 5 // 4, 2_000 * 10**18)  # 2,500 of notional: 25 + 25 fees
+    assert system.vault.fundCredit() == 50 * TOKEN
+    assert system.fund.coverable() == 200 * TOKEN  # 250 + 50 − 100
+    engine = accounts[system.engine.address]
+    chain.set_balance(system.engine.address, 10**18)
+    system.fund.cover(150 * TOKEN, sender=engine)  # the tokens above the floor suffice
+    assert system.token.balanceOf(system.fund) == 100 * TOKEN and system.vault.fundCredit() == 50 * TOKEN
+    tx = system.fund.cover(400 * TOKEN, sender=engine)  # now only the credit is above the floor
+    [paid] = [log for log in tx.events if log.event_name == "CoverPaid"]
+    assert (paid.requested, paid.paid) == (400 * TOKEN, 50 * TOKEN)
+    # Tokens first: the fund's last 100 tokens would be paid before the credit, but the floor
+    # keeps 100 of the assets: 50 tokens go, and the 50 of credit stay.
+    assert system.token.balanceOf(system.fund) == 50 * TOKEN and system.vault.fundCredit() == 50 * TOKEN
+    assert system.fund.totalAssets() == 100 * TOKEN and system.fund.coverable() == 0
