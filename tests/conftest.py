@@ -112,9 +112,9 @@ def shared_suite(project, chain, deployer):
     Ape snapshots the chain after session fixtures and reverts to that snapshot around every test,
     so each test that drives it starts from the just-deployed state, exactly as if it had deployed
     its own (which costs about half a second of RPC round trips per test)."""
-    from tests.support.system import deploy_shared
+    from tests.support.system import deploy_test_suite
 
-    return deploy_shared(project, chain, deployer)
+    return deploy_test_suite(project, chain, deployer)
 
 
 @pytest.fixture

@@ -8,8 +8,7 @@ ape-foundry 0.8.12 spends most of a reverting test's time in tracing it never sh
 - after every reverted transaction it prints the call trace (``trace.show()``), and when the custom
   error came from a callee (an oracle error bubbling up through the engine, say) it replays a
   step-by-step trace of the transaction, tens of thousands of frames, to find the contract that
-  raised it: about three seconds per revert.
-
+  raised it: about three seconds per revert;
 - before every call and transaction to a contract it asks the node for the contract's code, to
   refuse an address without any: a fifth of a lockstep test's requests.
 

@@ -89,7 +89,9 @@ class FundSpec:
     per_event_cap_tokens: int = 0
 
 
-def deploy_shared(project, chain, deployer, decimals: int = 6, spec: FundSpec | None = None) -> Deployment:
+def deploy_test_suite(
+    project, chain, deployer, decimals: int = 6, spec: FundSpec | None = None
+) -> Deployment:
     """The production deployment path, with no market yet (tests add their own)."""
     spec = spec or FundSpec()
     return deploy_suite(
@@ -122,7 +124,7 @@ class System:
         *,
         suite: Deployment | None = None,
     ):
-        """Deploys a fresh suite, or drives ``suite``: one :func:`deploy_shared` made with the same
+        """Deploys a fresh suite, or drives ``suite``: one :func:`deploy_test_suite` made with the same
         ``decimals`` and ``fund_spec`` and still in its just-deployed state (the ``system`` fixture
         shares one per test session; Ape reverts the chain to it around every test)."""
         spec = fund_spec or FundSpec()
@@ -131,7 +133,7 @@ class System:
         self.deployer = deployer
         self.decimals = decimals
         if suite is None:
-            suite = deploy_shared(project, chain, deployer, decimals, spec)
+            suite = deploy_test_suite(project, chain, deployer, decimals, spec)
         self.token, self.oracle, self.vault = suite.token, suite.oracle, suite.vault
         self.fund, self.engine = suite.fund, suite.engine
         self.model = Model(
