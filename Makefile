@@ -44,9 +44,14 @@ help:
 	@echo "make lint     ruff (Python) and solhint (Solidity)"
 	@echo "make clean    remove build outputs (keeps the installs)"
 
-$(PY_STAMP): pyproject.toml
+# uv installs the locked set (requirements.lock, every package pinned) in seconds where pip took
+# over a minute on a fresh clone (docs/toolchain.md).
+UV_VERSION := 0.13.10
+
+$(PY_STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --constraint requirements.lock -e '.[dev]'
 	@# `source .venv/bin/activate` then gives a shell where `ape` finds the shim and anvil.
 	@grep -q SOLCX_BINARY_PATH $(BIN)/activate || printf '\n# backstop\nexport SOLCX_BINARY_PATH="%s"\nexport PATH="%s:$$PATH"\n' \
 		"$(SOLCX_BINARY_PATH)" "$(CURDIR)/node_modules/.bin" >> $(BIN)/activate
