@@ -45,13 +45,15 @@ help:
 	@echo "make clean    remove build outputs (keeps the installs)"
 
 # uv installs the locked set (requirements.lock, every package pinned) in seconds where pip took
-# over a minute on a fresh clone (docs/toolchain.md).
+# over a minute on a fresh clone (docs/toolchain.md). --compile-bytecode writes the .pyc files pip
+# would have: with PYTHONDONTWRITEBYTECODE set (as on these machines), every `ape run` and test
+# worker would otherwise recompile Ape and web3 from source at each start.
 UV_VERSION := 0.13.10
 
 $(PY_STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip install --quiet --python $(BIN)/python --constraint requirements.lock -e '.[dev]'
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode --constraint requirements.lock -e '.[dev]'
 	@# `source .venv/bin/activate` then gives a shell where `ape` finds the shim and anvil.
 	@grep -q SOLCX_BINARY_PATH $(BIN)/activate || printf '\n# backstop\nexport SOLCX_BINARY_PATH="%s"\nexport PATH="%s:$$PATH"\n' \
 		"$(SOLCX_BINARY_PATH)" "$(CURDIR)/node_modules/.bin" >> $(BIN)/activate
