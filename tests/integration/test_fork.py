@@ -46,6 +46,8 @@ from backstop.chain.fork import (
     mock_aggregator_storage,
     set_feed_answer,
 )
+from backstop.chain.populate import PopulateError, execute, plan
+from backstop.chain.suite import CONTRACTS, open_suite
 from backstop.config import load_config
 from backstop.orders import FAR_EXPIRY, Order, sign_order, to_tuple
 from tests.integration.test_populate import table_rows
@@ -448,6 +450,15 @@ def test_rehearsal_deploy_fund_crash_liquidate(upstream, fork, artifacts, tmp_pa
     assert upstream_state(upstream.w3) == upstream.state
 
 
+def populate_here(w3: Web3, manifest: Path, artifacts: Artifacts, **options) -> list[str]:
+    """What ``ape run populate`` does, in this process: plan, then send; the lines it says."""
+    suite = open_suite(w3, manifest, {name: artifacts.abi(name) for name in CONTRACTS})
+    keys = [key(i).key.hex() for i in range(10)]
+    said: list[str] = []
+    execute(suite, plan(suite, keys, **options), keys, say=said.append)
+    return said
+
+
 def populate(manifest: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     result = ape_run(["populate", "--network", NETWORK, "--manifest", str(manifest), *args], **env)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -540,12 +551,10 @@ def test_populate_on_a_fork_funds_through_the_node_replaces_the_feed_and_the_kee
     assert engine.functions.positionOf(short, eth_id).call()[0] == -size
 
     # The replaced ETH feed is a MockAggregator now: its setAnswer moves it; BTC's is replaced.
-    again = populate(manifest_path, "--move", "ETH=-10%", "--move", "BTC=+5%", env=env)
-    assert "moved ETH: 2834.5596 -> 2551.10364" in again.stdout.splitlines()
-    assert (
-        "moved BTC: 65432.1 -> 68703.705 (the feed's code replaced by MockAggregator on the fork)"
-        in again.stdout
-    )
+    # From here on populate runs in this process (backstop.chain.populate, what the command calls).
+    again = populate_here(w3, manifest_path, artifacts, moves=["ETH=-10%", "BTC=+5%"])
+    assert "moved ETH: 2834.5596 -> 2551.10364" in again
+    assert "moved BTC: 65432.1 -> 68703.705 (the feed's code replaced by MockAggregator on the fork)" in again
     assert oracle.functions.priceOf(eth_id).call() == 2_551_10364 * 10**13
     assert oracle.functions.priceOf(btc_id).call() == 68_703_705 * 10**15
     assert feed.functions.latestRoundData().call()[:2] == [round_id + 2, 2_551_10364 * 10**3]
@@ -565,31 +574,15 @@ def test_populate_on_a_fork_funds_through_the_node_replaces_the_feed_and_the_kee
     # manifest rewritten for it (as a deploy with such a token would have written it), populate
     # refuses the token itself.
     head = w3.eth.block_number
-    stale = ape_run(
-        ["populate", "--network", NETWORK, "--manifest", str(manifest_path), "--accounts", "0"], **env
-    )
-    assert stale.returncode == 2
-    assert f"CollateralToken at {USDC}: runtime code hash 0x" in stale.stderr
+    with pytest.raises(PopulateError, match=f"CollateralToken at {USDC}: runtime code hash 0x"):
+        populate_here(w3, manifest_path, artifacts, accounts=0)
     rewritten = json.loads(manifest_path.read_text())
     rewritten["contracts"]["CollateralToken"]["code_hash"] = "0x" + keccak(w3.eth.get_code(USDC)).hex()
     manifest_path.write_text(json.dumps(rewritten))
-    refused = ape_run(
-        [
-            "populate",
-            "--network",
-            NETWORK,
-            "--manifest",
-            str(manifest_path),
-            "--accounts",
-            "4",
-            "--collateral",
-            "1",
-        ],
-        **env,
-    )
-    assert refused.returncode == 2, refused.stdout + refused.stderr
-    assert refused.stderr.strip() == (
-        f"populate: the collateral token {USDC} is not a mock (no mint), and no balance mapping of it was "
+    with pytest.raises(PopulateError) as refused:
+        populate_here(w3, manifest_path, artifacts, accounts=4, collateral="1")
+    assert str(refused.value) == (
+        f"the collateral token {USDC} is not a mock (no mint), and no balance mapping of it was "
         "found in slots 0..63 to fund the accounts through"
     )
     assert w3.eth.block_number == head

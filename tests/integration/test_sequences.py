@@ -20,7 +20,7 @@ from backstop.model import ModelRevert
 from backstop.units import WAD
 from tests.support.system import MarketSpec, ratio
 
-STEPS = 40
+STEPS = 20
 
 
 def prices_on_feed_grid(rng: random.Random, around: int) -> int:
